@@ -1,0 +1,850 @@
+//! The client node: its session with the index server, its file server and its downloads.
+//!
+//! A [`Client`] owns every connection of one client process. Inputs are socket events
+//! (`handle_connected`, `handle_accept`, `handle_bytes`, `handle_closed`), results of the
+//! file-system commands it asked for (`handle_stat`, `handle_download_io`,
+//! `handle_committed`), timer wake-ups and user commands ([`Client::command`]). Outputs are
+//! [`Client::poll_transmit`], [`Client::poll_command`] (sockets to open or close, file
+//! operations), [`Client::poll_event`] (what to tell the user) and [`Client::poll_timeout`].
+//!
+//! Requests to the index server go one at a time: the seed's server reads one message per
+//! `recv()`, so two requests in one segment would lose the second.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::command::{UserCommand, HELP};
+use crate::names::check_file_name;
+use crate::wire::{ByteRange, Get, GetLine, LineBuf, PeerAddr, Reply, Request, MAX_LINE};
+use crate::{ConnId, Transmit};
+
+/// How long a search reply may pause before the client takes it as complete, for servers
+/// that never send `ENDSEARCH`; also how long an unterminated line may sit before it is
+/// taken as a whole line, for servers that end replies without `\n`.
+pub const QUIET: Duration = Duration::from_millis(500);
+/// How long the client waits for the first byte of any reply from the index server.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the client is set up.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The index server.
+    pub server: SocketAddr,
+    /// Where shared files live.
+    pub shared_dir: PathBuf,
+    /// Where downloads go.
+    pub downloads_dir: PathBuf,
+    /// The port this client's file server listens on.
+    pub peer_port: u16,
+}
+
+/// A file this client shares, found by the driver in the shared folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedFile {
+    pub name: String,
+    pub size: u64,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    pub name: String,
+    /// As the server wrote it: `ip` or `ip:port`.
+    pub peer: String,
+    pub size: u64,
+}
+
+/// Identifies one download for the file commands that serve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DownloadId(pub u64);
+
+/// Something the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Open a TCP connection; report [`Client::handle_connected`] or
+    /// [`Client::handle_connect_failed`].
+    Connect { conn: ConnId, addr: SocketAddr },
+    /// Close after writing the bytes already handed out; no `handle_closed` is needed.
+    Close { conn: ConnId },
+    /// Send `range` of the file at `path` on `conn` (clamped to the file's length; nothing
+    /// if it starts past the end), then close it and report [`Client::handle_closed`].
+    SendFile {
+        conn: ConnId,
+        path: PathBuf,
+        range: ByteRange,
+    },
+    /// Look at the file at `path` (not following symlinks) and report
+    /// [`Client::handle_stat`] with `name`.
+    Stat { name: String, path: PathBuf },
+    /// Create (or truncate) the partial file of a download; report failures with
+    /// [`Client::handle_download_io`].
+    CreatePart { download: DownloadId, path: PathBuf },
+    /// Write `data` at `offset` of the partial file; report failures likewise.
+    WritePart {
+        download: DownloadId,
+        offset: u64,
+        data: Vec<u8>,
+    },
+    /// Flush the partial file to disk and rename it to `dest`; report
+    /// [`Client::handle_committed`].
+    CommitPart { download: DownloadId, dest: PathBuf },
+    /// Close the partial file, keeping it; removing it too when `remove` is set (it holds
+    /// nothing worth keeping).
+    DropPart { download: DownloadId, remove: bool },
+}
+
+/// What the user should hear about. `Display` gives the text to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    Joined {
+        server: SocketAddr,
+    },
+    Shared {
+        name: String,
+        size: u64,
+    },
+    Unshared {
+        name: String,
+    },
+    SearchDone {
+        pattern: String,
+        hits: Vec<SearchHit>,
+    },
+    DownloadStarted {
+        name: String,
+        peer: PeerAddr,
+    },
+    DownloadDone {
+        name: String,
+        bytes: u64,
+        elapsed: Duration,
+        path: PathBuf,
+    },
+    DownloadFailed {
+        name: String,
+        reason: String,
+    },
+    /// A command could not be carried out; nothing was sent.
+    Error(String),
+    Help,
+    /// The session with the index server ended unexpectedly; the client stops.
+    ServerLost {
+        reason: String,
+    },
+    Left,
+}
+
+#[derive(Debug)]
+enum Pending {
+    Join,
+    Create { name: String, size: u64 },
+    Delete { name: String },
+    Search { pattern: String, hits: Vec<SearchHit>, answered: bool },
+    Leave,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    what: Pending,
+    /// When the request went out, or the last reply line came in.
+    since: Instant,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Link {
+    Connecting,
+    Up,
+    Down,
+}
+
+/// The session with the index server.
+#[derive(Debug)]
+struct Session {
+    conn: ConnId,
+    link: Link,
+    rx: LineBuf,
+    /// When the last byte arrived, to time out an unterminated line.
+    last_rx: Option<Instant>,
+    queue: VecDeque<Pending>,
+    in_flight: Option<InFlight>,
+    leaving: bool,
+    /// What we send in `JOIN`: our IP as the server sees the route, and our file-server
+    /// port when it is not the classic one.
+    join_text: String,
+}
+
+#[derive(Debug)]
+struct Download {
+    conn: ConnId,
+    name: String,
+    peer: PeerAddr,
+    expected: Option<u64>,
+    received: u64,
+    started: Instant,
+}
+
+#[derive(Debug)]
+enum Role {
+    Server,
+    /// A peer connected to our file server and has not sent its `GET` yet.
+    Upload { rx: LineBuf },
+    /// The file is being sent by the driver.
+    Serving,
+    Download(DownloadId),
+}
+
+/// A client node.
+#[derive(Debug)]
+pub struct Client {
+    config: ClientConfig,
+    session: Session,
+    roles: BTreeMap<ConnId, Role>,
+    shared: BTreeMap<String, u64>,
+    /// Names waiting for [`Client::handle_stat`], with the size the user gave.
+    stats: BTreeMap<String, Option<u64>>,
+    downloads: BTreeMap<DownloadId, Download>,
+    last_hits: Vec<SearchHit>,
+    next_conn: u64,
+    next_download: u64,
+    transmits: BTreeMap<ConnId, Vec<u8>>,
+    tx_order: VecDeque<ConnId>,
+    commands: VecDeque<Command>,
+    events: VecDeque<ClientEvent>,
+    exit: Option<i32>,
+}
+
+impl Client {
+    /// Starts a client that will join `config.server` and share `files` (the regular files
+    /// found in the shared folder).
+    pub fn new(now: Instant, config: ClientConfig, files: Vec<SharedFile>) -> Self {
+        let _ = now;
+        let server_conn = ConnId(0);
+        let mut c = Self {
+            session: Session {
+                conn: server_conn,
+                link: Link::Connecting,
+                rx: LineBuf::new(MAX_LINE),
+                last_rx: None,
+                queue: VecDeque::new(),
+                in_flight: None,
+                leaving: false,
+                join_text: String::new(),
+            },
+            roles: BTreeMap::from([(server_conn, Role::Server)]),
+            shared: BTreeMap::new(),
+            stats: BTreeMap::new(),
+            downloads: BTreeMap::new(),
+            last_hits: Vec::new(),
+            next_conn: 1,
+            next_download: 0,
+            transmits: BTreeMap::new(),
+            tx_order: VecDeque::new(),
+            commands: VecDeque::from([Command::Connect {
+                conn: server_conn,
+                addr: config.server,
+            }]),
+            events: VecDeque::new(),
+            exit: None,
+            config,
+        };
+        c.session.queue.push_back(Pending::Join);
+        for f in files {
+            if check_file_name(&f.name).is_ok() {
+                c.share(f.name, f.size);
+            }
+        }
+        c
+    }
+
+    // ---- inputs: sockets ----
+
+    /// The connection asked for with [`Command::Connect`] is up; `local` is our end of it.
+    pub fn handle_connected(&mut self, now: Instant, conn: ConnId, local: SocketAddr) {
+        match self.roles.get(&conn) {
+            Some(Role::Server) => {
+                self.session.link = Link::Up;
+                let me = PeerAddr(SocketAddr::new(local.ip(), self.config.peer_port));
+                self.session.queue.retain(|p| !matches!(p, Pending::Join));
+                self.session.queue.push_front(Pending::Join);
+                self.session.join_text = me.to_string();
+                self.pump(now);
+            }
+            Some(Role::Download(id)) => {
+                let Some(d) = self.downloads.get(id) else {
+                    return;
+                };
+                let mut out = Vec::new();
+                Get {
+                    name: &d.name,
+                    range: ByteRange::ALL,
+                }
+                .encode(&mut out);
+                self.send(conn, out);
+            }
+            _ => {}
+        }
+    }
+
+    /// A [`Command::Connect`] failed.
+    pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnId, reason: &str) {
+        match self.roles.remove(&conn) {
+            Some(Role::Server) => self.lose_server(format!(
+                "cannot reach the server at {}: {reason}",
+                self.config.server
+            )),
+            Some(Role::Download(id)) => {
+                self.fail_download(id, format!("cannot reach the peer: {reason}"));
+            }
+            _ => {}
+        }
+        let _ = now;
+    }
+
+    /// A peer connected to our file server; returns the id for its bytes.
+    pub fn handle_accept(&mut self, _now: Instant, _peer: SocketAddr) -> ConnId {
+        let conn = self.new_conn();
+        self.roles.insert(
+            conn,
+            Role::Upload {
+                rx: LineBuf::new(MAX_LINE),
+            },
+        );
+        conn
+    }
+
+    /// Bytes arrived on `conn`.
+    pub fn handle_bytes(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        match self.roles.get_mut(&conn) {
+            Some(Role::Server) => {
+                self.session.rx.extend(data);
+                self.session.last_rx = Some(now);
+                while let Some(line) = self.session.rx.next_line() {
+                    let Ok(line) = line else { continue };
+                    let line = String::from_utf8_lossy(line).into_owned();
+                    self.on_reply_line(now, &line);
+                }
+                self.pump(now);
+            }
+            Some(Role::Upload { rx }) => {
+                rx.extend(data);
+                let Some(line) = rx.next_line() else { return };
+                let line = line.ok().map(|l| String::from_utf8_lossy(l).into_owned());
+                self.on_get(conn, line.as_deref());
+            }
+            Some(Role::Download(id)) => {
+                let id = *id;
+                self.on_download_bytes(id, data);
+            }
+            Some(Role::Serving) | None => {}
+        }
+    }
+
+    /// `conn` was closed by the peer, failed, or finished a [`Command::SendFile`].
+    pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
+        match self.roles.remove(&conn) {
+            Some(Role::Server) => {
+                if let Some(line) = self.session.rx.take_partial() {
+                    self.on_reply_line(now, &String::from_utf8_lossy(&line));
+                }
+                self.session.link = Link::Down;
+                if self.session.leaving {
+                    self.finish_leave();
+                } else if self.exit.is_none() {
+                    self.lose_server("the server closed the connection".into());
+                }
+            }
+            Some(Role::Download(id)) => self.end_download(id),
+            _ => {}
+        }
+        self.transmits.remove(&conn);
+    }
+
+    // ---- inputs: results of file commands ----
+
+    /// The result of a [`Command::Stat`]: the file's size if it is a regular file.
+    pub fn handle_stat(&mut self, now: Instant, name: &str, result: Result<u64, String>) {
+        let Some(wanted) = self.stats.remove(name) else {
+            return;
+        };
+        match (result, wanted) {
+            (Err(reason), _) => self.error(format!("cannot share {name}: {reason}")),
+            (Ok(size), Some(w)) if w != size => self.error(format!(
+                "cannot share {name}: it has {size} bytes, not {w}"
+            )),
+            (Ok(size), _) => {
+                self.share(name.to_owned(), size);
+                self.pump(now);
+            }
+        }
+    }
+
+    /// A [`Command::CreatePart`] or [`Command::WritePart`] failed.
+    pub fn handle_download_io(&mut self, _now: Instant, download: DownloadId, reason: &str) {
+        if let Some(d) = self.downloads.get(&download) {
+            let conn = d.conn;
+            self.roles.remove(&conn);
+            self.commands.push_back(Command::Close { conn });
+            self.fail_download(download, format!("cannot write the file: {reason}"));
+        }
+    }
+
+    /// The result of a [`Command::CommitPart`].
+    pub fn handle_committed(&mut self, now: Instant, download: DownloadId, result: Result<(), String>) {
+        let Some(d) = self.downloads.remove(&download) else {
+            return;
+        };
+        match result {
+            Ok(()) => self.events.push_back(ClientEvent::DownloadDone {
+                path: self.config.downloads_dir.join(&d.name),
+                name: d.name,
+                bytes: d.received,
+                elapsed: now.saturating_duration_since(d.started),
+            }),
+            Err(reason) => self.events.push_back(ClientEvent::DownloadFailed {
+                name: d.name,
+                reason: format!("cannot save the file: {reason}"),
+            }),
+        }
+    }
+
+    // ---- inputs: time and the user ----
+
+    /// Wakes the client at or after [`Client::poll_timeout`]; safe to call at any time.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let s = &mut self.session;
+        if let Some(last) = s.last_rx {
+            if now >= last + QUIET && !s.rx.partial().is_empty() {
+                if let Some(line) = s.rx.take_partial() {
+                    self.on_reply_line(now, &String::from_utf8_lossy(&line));
+                }
+            }
+        }
+        let Some(f) = &self.session.in_flight else {
+            return;
+        };
+        match &f.what {
+            Pending::Search { answered: true, .. } if now >= f.since + QUIET => {
+                self.complete_search();
+            }
+            _ if now >= f.since + REPLY_TIMEOUT && !self.is_answering() => {
+                let what = self.session.in_flight.take().map(|f| f.what);
+                match what {
+                    Some(Pending::Leave) => self.finish_leave(),
+                    Some(Pending::Join) => {
+                        self.lose_server("the server did not confirm JOIN".into())
+                    }
+                    _ => self.error("the server did not answer in time".into()),
+                }
+            }
+            _ => {}
+        }
+        self.pump(now);
+    }
+
+    /// Carries out a user command.
+    pub fn command(&mut self, now: Instant, cmd: UserCommand) {
+        if self.exit.is_some() || self.session.leaving {
+            return;
+        }
+        match cmd {
+            UserCommand::CreateFile { name, size } => {
+                let path = self.config.shared_dir.join(&name);
+                self.stats.insert(name.clone(), size);
+                self.commands.push_back(Command::Stat { name, path });
+            }
+            UserCommand::DeleteFile { name } => {
+                if self.shared.remove(&name).is_none() {
+                    self.error(format!("{name} was not shared; telling the server anyway"));
+                }
+                self.session.queue.push_back(Pending::Delete { name });
+            }
+            UserCommand::Search { pattern } => {
+                self.session.queue.push_back(Pending::Search {
+                    pattern,
+                    hits: Vec::new(),
+                    answered: false,
+                });
+            }
+            UserCommand::Download { peer, name } => self.start_download(now, peer, name),
+            UserCommand::Leave => {
+                self.session.leaving = true;
+                self.session.queue.push_back(Pending::Leave);
+                if self.session.link == Link::Down {
+                    self.finish_leave();
+                }
+            }
+            UserCommand::Help => self.events.push_back(ClientEvent::Help),
+        }
+        self.pump(now);
+    }
+
+    // ---- outputs ----
+
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        while let Some(conn) = self.tx_order.pop_front() {
+            if let Some(data) = self.transmits.remove(&conn) {
+                return Some(Transmit { conn, data });
+            }
+        }
+        None
+    }
+
+    #[must_use]
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`Client::handle_timeout`] next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let s = &self.session;
+        let partial = s
+            .last_rx
+            .filter(|_| !s.rx.partial().is_empty())
+            .map(|t| t + QUIET);
+        let reply = s.in_flight.as_ref().map(|f| match f.what {
+            Pending::Search { answered: true, .. } => f.since + QUIET,
+            _ => f.since + REPLY_TIMEOUT,
+        });
+        partial.into_iter().chain(reply).min()
+    }
+
+    /// `Some(status)` once the client is done: 0 after `LEAVE`, non-zero when the server
+    /// was lost. The driver then exits.
+    pub fn exit_status(&self) -> Option<i32> {
+        self.exit
+    }
+
+    /// The results of the latest search.
+    pub fn last_hits(&self) -> &[SearchHit] {
+        &self.last_hits
+    }
+
+    /// Names this client shares.
+    pub fn shared(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.shared.iter().map(|(n, s)| (n.as_str(), *s))
+    }
+
+    // ---- the server session ----
+
+    fn share(&mut self, name: String, size: u64) {
+        self.shared.insert(name.clone(), size);
+        self.session.queue.push_back(Pending::Create { name, size });
+    }
+
+    /// Sends the next queued request if none is in flight.
+    fn pump(&mut self, now: Instant) {
+        let s = &mut self.session;
+        if s.link != Link::Up || s.in_flight.is_some() {
+            return;
+        }
+        let Some(what) = s.queue.pop_front() else {
+            return;
+        };
+        let mut out = Vec::new();
+        match &what {
+            Pending::Join => Request::Join {
+                addr: &s.join_text,
+            }
+            .encode(&mut out),
+            Pending::Create { name, size } => Request::CreateFile { name, size: *size }.encode(&mut out),
+            Pending::Delete { name } => Request::DeleteFile { name }.encode(&mut out),
+            Pending::Search { pattern, .. } => Request::Search { pattern }.encode(&mut out),
+            Pending::Leave => Request::Leave.encode(&mut out),
+        }
+        s.in_flight = Some(InFlight { what, since: now });
+        let conn = s.conn;
+        self.send(conn, out);
+    }
+
+    fn on_reply_line(&mut self, now: Instant, line: &str) {
+        let Ok(reply) = Reply::parse(line) else {
+            return;
+        };
+        let Some(f) = self.session.in_flight.as_mut() else {
+            return;
+        };
+        match (&mut f.what, reply) {
+            (Pending::Join, Reply::ConfirmJoin) => {
+                self.session.in_flight = None;
+                self.events.push_back(ClientEvent::Joined {
+                    server: self.config.server,
+                });
+            }
+            (Pending::Create { name, size }, Reply::ConfirmCreateFile { .. }) => {
+                let (name, size) = (std::mem::take(name), *size);
+                self.session.in_flight = None;
+                self.events.push_back(ClientEvent::Shared { name, size });
+            }
+            (Pending::Delete { name }, Reply::ConfirmDeleteFile { .. }) => {
+                let name = std::mem::take(name);
+                self.session.in_flight = None;
+                self.events.push_back(ClientEvent::Unshared { name });
+            }
+            (Pending::Search { hits, answered, .. }, Reply::File { name, peer, size }) => {
+                hits.push(SearchHit {
+                    name: name.to_owned(),
+                    peer: peer.to_owned(),
+                    size,
+                });
+                *answered = true;
+                f.since = now;
+            }
+            (Pending::Search { answered, .. }, Reply::NoResult) => {
+                *answered = true;
+                f.since = now;
+            }
+            (Pending::Search { .. }, Reply::EndSearch) => self.complete_search(),
+            (Pending::Leave, Reply::ConfirmLeave) => {
+                self.session.in_flight = None;
+                self.finish_leave();
+            }
+            // A reply that does not answer what we asked: ignore it.
+            _ => {}
+        }
+    }
+
+    /// Whether the server has started answering the request in flight.
+    fn is_answering(&self) -> bool {
+        matches!(
+            self.session.in_flight,
+            Some(InFlight {
+                what: Pending::Search { answered: true, .. },
+                ..
+            })
+        )
+    }
+
+    fn complete_search(&mut self) {
+        let Some(InFlight {
+            what: Pending::Search { pattern, hits, .. },
+            ..
+        }) = self.session.in_flight.take()
+        else {
+            return;
+        };
+        self.last_hits.clone_from(&hits);
+        self.events
+            .push_back(ClientEvent::SearchDone { pattern, hits });
+    }
+
+    fn finish_leave(&mut self) {
+        if self.exit.is_some() {
+            return;
+        }
+        self.exit = Some(0);
+        self.close_all();
+        self.events.push_back(ClientEvent::Left);
+    }
+
+    fn lose_server(&mut self, reason: String) {
+        if self.exit.is_some() {
+            return;
+        }
+        self.exit = Some(1);
+        self.close_all();
+        self.events.push_back(ClientEvent::ServerLost { reason });
+    }
+
+    /// Closes every connection and keeps the partial files of unfinished downloads.
+    fn close_all(&mut self) {
+        for (conn, _) in std::mem::take(&mut self.roles) {
+            self.commands.push_back(Command::Close { conn });
+        }
+        let ids: Vec<_> = self.downloads.keys().copied().collect();
+        for id in ids {
+            self.fail_download(id, "the client is stopping".into());
+        }
+    }
+
+    // ---- the file server ----
+
+    fn on_get(&mut self, conn: ConnId, line: Option<&str>) {
+        let found = line
+            .and_then(|l| GetLine::parse(l).ok())
+            .and_then(|g| g.readings().find(|r| self.shared.contains_key(r.name)));
+        match found {
+            Some(get) => {
+                // The name is a key of our table; the path is built only from a name we
+                // checked when it was shared.
+                let path = self.config.shared_dir.join(get.name);
+                self.roles.insert(conn, Role::Serving);
+                self.commands.push_back(Command::SendFile {
+                    conn,
+                    path,
+                    range: get.range,
+                });
+            }
+            None => {
+                // Classic error signal: close with no bytes.
+                self.roles.remove(&conn);
+                self.commands.push_back(Command::Close { conn });
+            }
+        }
+    }
+
+    // ---- downloads ----
+
+    fn start_download(&mut self, now: Instant, peer: PeerAddr, name: String) {
+        if self.downloads.values().any(|d| d.name == name) {
+            self.error(format!("{name} is already downloading"));
+            return;
+        }
+        let expected = self
+            .last_hits
+            .iter()
+            .find(|h| h.name == name && h.peer.parse::<PeerAddr>() == Ok(peer))
+            .map(|h| h.size);
+        let id = DownloadId(self.next_download);
+        self.next_download += 1;
+        let conn = self.new_conn();
+        self.roles.insert(conn, Role::Download(id));
+        self.downloads.insert(
+            id,
+            Download {
+                conn,
+                name: name.clone(),
+                peer,
+                expected,
+                received: 0,
+                started: now,
+            },
+        );
+        self.commands.push_back(Command::CreatePart {
+            download: id,
+            path: self.part_path(&name),
+        });
+        self.commands.push_back(Command::Connect { conn, addr: peer.0 });
+        self.events
+            .push_back(ClientEvent::DownloadStarted { name, peer });
+    }
+
+    /// Where a download is written until it is complete.
+    pub fn part_path(&self, name: &str) -> PathBuf {
+        self.config.downloads_dir.join(format!("{name}.part"))
+    }
+
+    fn on_download_bytes(&mut self, id: DownloadId, data: &[u8]) {
+        let Some(d) = self.downloads.get_mut(&id) else {
+            return;
+        };
+        let offset = d.received;
+        d.received += data.len() as u64;
+        if d.expected.is_some_and(|e| d.received > e) {
+            let (conn, expected) = (d.conn, d.expected.unwrap_or_default());
+            self.roles.remove(&conn);
+            self.commands.push_back(Command::Close { conn });
+            self.fail_download(id, format!("the peer sent more than the {expected} bytes advertised"));
+            return;
+        }
+        self.commands.push_back(Command::WritePart {
+            download: id,
+            offset,
+            data: data.to_vec(),
+        });
+    }
+
+    /// The peer closed: the classic end of a transfer.
+    fn end_download(&mut self, id: DownloadId) {
+        let Some(d) = self.downloads.get_mut(&id) else {
+            return;
+        };
+        match d.expected {
+            _ if d.received == 0 && d.expected != Some(0) => {
+                let reason = format!("{} sent nothing (it does not share {})", d.peer, d.name);
+                self.fail_download(id, reason);
+            }
+            Some(e) if d.received != e => {
+                let reason = format!("the peer stopped after {} of {e} bytes", d.received);
+                self.fail_download(id, reason);
+            }
+            _ => {
+                let dest = self.config.downloads_dir.join(&d.name);
+                self.commands.push_back(Command::CommitPart { download: id, dest });
+            }
+        }
+    }
+
+    fn fail_download(&mut self, id: DownloadId, reason: String) {
+        let Some(d) = self.downloads.remove(&id) else {
+            return;
+        };
+        self.commands.push_back(Command::DropPart {
+            download: id,
+            remove: d.received == 0,
+        });
+        self.events.push_back(ClientEvent::DownloadFailed {
+            name: d.name,
+            reason,
+        });
+    }
+
+    // ---- helpers ----
+
+    fn new_conn(&mut self) -> ConnId {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        conn
+    }
+
+    fn send(&mut self, conn: ConnId, data: Vec<u8>) {
+        let buf = self.transmits.entry(conn).or_default();
+        if buf.is_empty() {
+            self.tx_order.push_back(conn);
+        }
+        buf.extend_from_slice(&data);
+    }
+
+    fn error(&mut self, msg: String) {
+        self.events.push_back(ClientEvent::Error(msg));
+    }
+}
+
+impl fmt::Display for ClientEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Joined { server } => write!(f, "joined the network at {server}"),
+            Self::Shared { name, size } => write!(f, "sharing {name} ({size} bytes)"),
+            Self::Unshared { name } => write!(f, "stopped sharing {name}"),
+            Self::SearchDone { pattern, hits } => {
+                let s = if hits.len() == 1 { "" } else { "s" };
+                write!(f, "search \"{pattern}\": {} result{s}", hits.len())?;
+                for h in hits {
+                    write!(f, "\n  {}  {}  {} bytes", h.name, h.peer, h.size)?;
+                }
+                Ok(())
+            }
+            Self::DownloadStarted { name, peer } => write!(f, "downloading {name} from {peer}"),
+            Self::DownloadDone {
+                name,
+                bytes,
+                elapsed,
+                path,
+            } => {
+                let secs = elapsed.as_secs_f64();
+                let rate = *bytes as f64 / secs.max(1e-6) / 1_048_576.0;
+                write!(
+                    f,
+                    "downloaded {name}: {bytes} bytes in {secs:.3} s ({rate:.2} MiB/s), saved as {}",
+                    path.display()
+                )
+            }
+            Self::DownloadFailed { name, reason } => {
+                write!(f, "download of {name} failed: {reason}")
+            }
+            Self::Error(msg) => write!(f, "error: {msg}"),
+            Self::Help => f.write_str(HELP),
+            Self::ServerLost { reason } => write!(f, "lost the server: {reason}"),
+            Self::Left => f.write_str("left the network"),
+        }
+    }
+}

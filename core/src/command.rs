@@ -1,0 +1,158 @@
+//! What a user types at the client: parsed once here for every runtime.
+
+use crate::names::{check_file_name, BadName};
+use crate::wire::{parse_size, PeerAddr};
+
+/// A user command. Command words are case-insensitive (`search` works like `SEARCH`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserCommand {
+    /// `CREATEFILE name [size]`: share a file of the shared folder; a given size must match.
+    CreateFile { name: String, size: Option<u64> },
+    /// `DELETEFILE name`: stop sharing it.
+    DeleteFile { name: String },
+    /// `SEARCH pattern`: case-sensitive substring; empty finds everything.
+    Search { pattern: String },
+    /// `DOWNLOAD peer name`: fetch `name` from the peer at `peer`.
+    Download { peer: PeerAddr, name: String },
+    /// `LEAVE`: leave the network and exit.
+    Leave,
+    /// `HELP` (or a blank line).
+    Help,
+}
+
+/// Why a line is not a command; the message is shown to the user with the help text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("unknown command `{0}`")]
+    Unknown(String),
+    #[error("usage: {0}")]
+    Usage(&'static str),
+    #[error("`{peer}` is not a peer address (expected ip or ip:port, as SEARCH prints it)")]
+    BadPeer { peer: String },
+    #[error("bad file name: {0}")]
+    BadName(#[from] BadName),
+}
+
+pub const HELP: &str = "\
+commands:
+  CREATEFILE name [size]   share a file that is in the shared folder
+  DELETEFILE name          stop sharing a file
+  SEARCH pattern           find files on the network (case-sensitive substring)
+  DOWNLOAD peer name       download a file from a peer (peer as SEARCH shows it)
+  LEAVE                    leave the network and exit (end of input does the same)
+  HELP                     this text";
+
+impl UserCommand {
+    pub fn parse(line: &str) -> Result<Self, CommandError> {
+        let line = line.trim();
+        let (word, rest) = match line.split_once(char::is_whitespace) {
+            Some((w, r)) => (w, r.trim()),
+            None => (line, ""),
+        };
+        match word.to_ascii_uppercase().as_str() {
+            "" | "HELP" | "?" => Ok(Self::Help),
+            "CREATEFILE" => {
+                if rest.is_empty() {
+                    return Err(CommandError::Usage("CREATEFILE name [size]"));
+                }
+                // A trailing number is the size: `CREATEFILE my song.mp3 4096`.
+                let (name, size) = match rest.rsplit_once(' ') {
+                    Some((name, size)) if parse_size(size).is_ok() => {
+                        (name.trim_end(), parse_size(size).ok())
+                    }
+                    _ => (rest, None),
+                };
+                check_file_name(name)?;
+                Ok(Self::CreateFile {
+                    name: name.to_owned(),
+                    size,
+                })
+            }
+            "DELETEFILE" => {
+                if rest.is_empty() {
+                    return Err(CommandError::Usage("DELETEFILE name"));
+                }
+                check_file_name(rest)?;
+                Ok(Self::DeleteFile {
+                    name: rest.to_owned(),
+                })
+            }
+            "SEARCH" => Ok(Self::Search {
+                pattern: rest.to_owned(),
+            }),
+            "DOWNLOAD" => {
+                let Some((peer, name)) = rest.split_once(char::is_whitespace) else {
+                    return Err(CommandError::Usage("DOWNLOAD peer name"));
+                };
+                let name = name.trim();
+                let peer = peer.parse().map_err(|_| CommandError::BadPeer {
+                    peer: peer.to_owned(),
+                })?;
+                check_file_name(name)?;
+                Ok(Self::Download {
+                    peer,
+                    name: name.to_owned(),
+                })
+            }
+            "LEAVE" | "QUIT" | "EXIT" => Ok(Self::Leave),
+            _ => Err(CommandError::Unknown(word.to_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_commands_in_either_case() {
+        assert_eq!(
+            UserCommand::parse("CREATEFILE alpha.txt 100"),
+            Ok(UserCommand::CreateFile {
+                name: "alpha.txt".into(),
+                size: Some(100)
+            })
+        );
+        assert_eq!(
+            UserCommand::parse("createfile my song.mp3"),
+            Ok(UserCommand::CreateFile {
+                name: "my song.mp3".into(),
+                size: None
+            })
+        );
+        assert_eq!(
+            UserCommand::parse("download 127.0.0.1:4000 my song.mp3"),
+            Ok(UserCommand::Download {
+                peer: "127.0.0.1:4000".parse().unwrap(),
+                name: "my song.mp3".into()
+            })
+        );
+        assert_eq!(
+            UserCommand::parse("SEARCH"),
+            Ok(UserCommand::Search {
+                pattern: String::new()
+            })
+        );
+        assert_eq!(UserCommand::parse("leave"), Ok(UserCommand::Leave));
+    }
+
+    #[test]
+    fn mistakes_are_errors() {
+        assert!(matches!(
+            UserCommand::parse("FETCH x"),
+            Err(CommandError::Unknown(_))
+        ));
+        assert!(matches!(
+            UserCommand::parse("DOWNLOAD nobody x"),
+            Err(CommandError::BadPeer { .. })
+        ));
+        assert!(matches!(
+            UserCommand::parse("DOWNLOAD 1.2.3.4 ../etc/passwd"),
+            Err(CommandError::BadName(_))
+        ));
+        assert!(matches!(
+            UserCommand::parse("DOWNLOAD 1.2.3.4"),
+            Err(CommandError::Usage(_))
+        ));
+    }
+}

@@ -1,0 +1,60 @@
+//! napshare's protocol core: pure state machines for the index server, the client node and
+//! its transfers, plus the wire codec they speak.
+//!
+//! Nothing here opens a socket, reads a clock, starts a thread or draws OS randomness.
+//! A runtime (napshare-mio, napshare-smol) owns the sockets and files, feeds what happened
+//! into a state machine, and carries out what the state machine asks for.
+//!
+//! # Run loop
+//!
+//! Inputs are `handle_*` methods (and user commands); outputs are `poll_*` methods that
+//! return `None` when there is nothing more. The contract, for every state machine here:
+//!
+//! 1. feed exactly one input, passing the time the driver woke up as `now`;
+//! 2. drain every `poll_*` output until it returns `None`, carrying each out;
+//! 3. read `poll_timeout()` again and wait for I/O or that deadline, whichever is first;
+//! 4. on the deadline, call `handle_timeout(now)` (safe to call early or twice).
+//!
+//! ```no_run
+//! # use std::time::Instant;
+//! # use napshare_core::server::{Server, ServerConfig};
+//! # fn wait(_: Option<Instant>) -> (std::net::SocketAddr, Vec<u8>) { unimplemented!() }
+//! let mut server = Server::new(Instant::now(), ServerConfig::default());
+//! let conn = server.handle_accept(Instant::now(), "127.0.0.1:5000".parse().unwrap());
+//! loop {
+//!     let (_from, bytes) = wait(server.poll_timeout());
+//!     server.handle_bytes(Instant::now(), conn, &bytes).unwrap();
+//!     while let Some(t) = server.poll_transmit() { /* write t.data to t.conn */ }
+//!     while let Some(c) = server.poll_close() { /* close c after its writes */ }
+//!     while let Some(e) = server.poll_event() { /* log e */ }
+//! }
+//! ```
+//!
+//! # Errors and panics
+//!
+//! Bad bytes from a peer are that peer's problem: the line gets no reply, or the
+//! connection is closed, and an event says why. Misuse of the API returns a `Result`. A
+//! panic means a broken invariant of this crate, never bad input.
+
+pub mod client;
+pub mod command;
+#[cfg(feature = "host")]
+pub mod host;
+pub mod index;
+pub mod names;
+pub mod server;
+#[cfg(feature = "sim")]
+pub mod sim;
+pub mod wire;
+
+/// One connection of a state machine. The state machine picks the ids (for connections it
+/// accepts and for ones it asks to open) and never reuses one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// Bytes for the driver to write to one connection, in order after earlier ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub conn: ConnId,
+    pub data: Vec<u8>,
+}

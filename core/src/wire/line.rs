@@ -1,0 +1,175 @@
+//! Line framing: every classic message is one line ended by `\n` (`\r\n` accepted).
+
+/// The longest line napshare accepts, terminator included. Long enough for a 255-byte file
+/// name in a `FILE` reply with an IPv6 peer and a 20-digit size, short enough that a
+/// client sending garbage cannot make the server buffer much.
+pub const MAX_LINE: usize = 4096;
+
+/// Why a line could not be framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineError {
+    /// No `\n` within [`MAX_LINE`] bytes (or the limit given to [`LineBuf`]).
+    TooLong,
+}
+
+/// Finds the first complete line in `buf`.
+///
+/// Returns the line without its terminator (`\n` or `\r\n`) and the number of bytes it took,
+/// or `Ok(None)` when `buf` holds no `\n` yet and is still under `limit`.
+pub fn decode_line(buf: &[u8], limit: usize) -> Result<Option<(&[u8], usize)>, LineError> {
+    let window = &buf[..buf.len().min(limit)];
+    match window.iter().position(|&b| b == b'\n') {
+        Some(end) => {
+            let line = &buf[..end];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            Ok(Some((line, end + 1)))
+        }
+        None if buf.len() >= limit => Err(LineError::TooLong),
+        None => Ok(None),
+    }
+}
+
+/// A bounded, incremental receive buffer that yields whole lines.
+///
+/// Bytes go in with [`LineBuf::extend`]; lines come out of [`LineBuf::next_line`]. A line
+/// over the limit is reported once as [`LineError::TooLong`] and then skipped up to its
+/// `\n`, so the buffer never holds more than `limit` bytes and the connection can go on.
+#[derive(Debug)]
+pub struct LineBuf {
+    buf: Vec<u8>,
+    /// Bytes at the front of `buf` already handed out.
+    consumed: usize,
+    /// Dropping the rest of an overlong line.
+    skipping: bool,
+    limit: usize,
+}
+
+impl LineBuf {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            consumed: 0,
+            skipping: false,
+            limit,
+        }
+    }
+
+    /// Appends received bytes. While skipping an overlong line, bytes up to its end are
+    /// dropped here so they never use memory.
+    pub fn extend(&mut self, mut data: &[u8]) {
+        self.compact();
+        if self.skipping {
+            match data.iter().position(|&b| b == b'\n') {
+                Some(end) => {
+                    self.skipping = false;
+                    data = &data[end + 1..];
+                }
+                None => return,
+            }
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Returns the next complete line (terminator stripped), `Some(Err)` once for an
+    /// overlong line, or `None` when more bytes are needed.
+    pub fn next_line(&mut self) -> Option<Result<&[u8], LineError>> {
+        let pending = &self.buf[self.consumed..];
+        match decode_line(pending, self.limit) {
+            Ok(Some((_, used))) => {
+                let start = self.consumed;
+                self.consumed += used;
+                let line = &self.buf[start..start + used - 1];
+                Some(Ok(line.strip_suffix(b"\r").unwrap_or(line)))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                // Drop what we hold of the overlong line and skip the rest of it as it comes.
+                self.buf.clear();
+                self.consumed = 0;
+                self.skipping = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// The bytes of an unterminated last line, for peers that end a reply without `\n`.
+    pub fn partial(&self) -> &[u8] {
+        if self.skipping {
+            return &[];
+        }
+        &self.buf[self.consumed..]
+    }
+
+    /// Takes the unterminated last line as if its `\n` had arrived.
+    pub fn take_partial(&mut self) -> Option<Vec<u8>> {
+        let rest = self.partial();
+        if rest.is_empty() {
+            return None;
+        }
+        let mut line = rest.to_vec();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        self.buf.clear();
+        self.consumed = 0;
+        Some(line)
+    }
+
+    /// Bytes held but not yet handed out.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.consumed
+    }
+
+    /// Moves unconsumed bytes to the front and gives back memory after a burst.
+    fn compact(&mut self) {
+        if self.consumed > 0 {
+            self.buf.drain(..self.consumed);
+            self.consumed = 0;
+        }
+        if self.buf.is_empty() && self.buf.capacity() > 2 * self.limit {
+            self.buf = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(buf: &mut LineBuf) -> Vec<Result<String, LineError>> {
+        let mut out = Vec::new();
+        while let Some(r) = buf.next_line() {
+            out.push(r.map(|l| String::from_utf8_lossy(l).into_owned()));
+        }
+        out
+    }
+
+    #[test]
+    fn crlf_and_lf_both_end_a_line() {
+        let mut b = LineBuf::new(64);
+        b.extend(b"A\r\nB\nC");
+        assert_eq!(lines(&mut b), vec![Ok("A".into()), Ok("B".into())]);
+        assert_eq!(b.partial(), b"C");
+        b.extend(b"\n");
+        assert_eq!(lines(&mut b), vec![Ok("C".into())]);
+    }
+
+    #[test]
+    fn overlong_line_is_reported_once_and_skipped() {
+        let mut b = LineBuf::new(8);
+        b.extend(b"0123456789");
+        assert_eq!(lines(&mut b), vec![Err(LineError::TooLong)]);
+        b.extend(b"abcdef");
+        assert_eq!(lines(&mut b), vec![]);
+        assert_eq!(b.buffered(), 0);
+        b.extend(b"xyz\nOK\n");
+        assert_eq!(lines(&mut b), vec![Ok("OK".into())]);
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_fits() {
+        let mut b = LineBuf::new(4);
+        b.extend(b"abc\n");
+        assert_eq!(lines(&mut b), vec![Ok("abc".into())]);
+    }
+}

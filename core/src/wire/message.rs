@@ -1,0 +1,287 @@
+//! The classic messages between a client and the index server, parsed from one line each.
+//!
+//! Names may contain spaces: in `CREATEFILE` the name is the text between the first and the
+//! last space, in `FILE` it is the text before the last two fields. A name can never hold
+//! `\n` (it would end the line); senders refuse such names before they reach the wire.
+
+use std::fmt;
+use std::io::Write as _;
+
+use super::line::{decode_line, LineError};
+
+/// A request from a client to the index server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum Request<'a> {
+    /// `JOIN <addr>`: `addr` is free text (an IP, a host name, `ip:port`); the server only
+    /// looks at it for a file-server port (see PROTOCOL.md).
+    Join { addr: &'a str },
+    CreateFile { name: &'a str, size: u64 },
+    DeleteFile { name: &'a str },
+    Search { pattern: &'a str },
+    Leave,
+}
+
+/// A reply from the index server to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum Reply<'a> {
+    ConfirmJoin,
+    ConfirmCreateFile { name: &'a str },
+    ConfirmDeleteFile { name: &'a str },
+    /// One search match: `peer` is `ip` or `ip:port` (see PROTOCOL.md).
+    File { name: &'a str, peer: &'a str, size: u64 },
+    NoResult,
+    EndSearch,
+    ConfirmLeave,
+}
+
+/// Why a line is not a valid message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseError {
+    /// Over the line limit.
+    TooLong,
+    /// Not UTF-8.
+    NotUtf8,
+    /// The first word is not a known command.
+    UnknownCommand,
+    /// A required field is missing or empty.
+    MissingField,
+    /// A size that is not a plain decimal number fitting in 64 bits.
+    BadSize,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::TooLong => "line too long",
+            Self::NotUtf8 => "line is not UTF-8",
+            Self::UnknownCommand => "unknown command",
+            Self::MissingField => "missing field",
+            Self::BadSize => "size is not a number",
+        })
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+impl From<LineError> for ParseError {
+    fn from(e: LineError) -> Self {
+        match e {
+            LineError::TooLong => Self::TooLong,
+        }
+    }
+}
+
+/// Parses a plain decimal size: digits only, no sign, no spaces, fits in a `u64`.
+pub fn parse_size(s: &str) -> Result<u64, ParseError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::BadSize);
+    }
+    s.parse().map_err(|_| ParseError::BadSize)
+}
+
+/// Splits `line` into its command word and the rest (after the first space).
+fn split_command(line: &str) -> (&str, Option<&str>) {
+    match line.split_once(' ') {
+        Some((cmd, rest)) => (cmd, Some(rest)),
+        None => (line, None),
+    }
+}
+
+fn non_empty(s: Option<&str>) -> Result<&str, ParseError> {
+    s.filter(|s| !s.is_empty()).ok_or(ParseError::MissingField)
+}
+
+/// Splits `rest` at its last space: `(before, last_field)`.
+fn split_last(rest: &str) -> Result<(&str, &str), ParseError> {
+    let (head, last) = rest.rsplit_once(' ').ok_or(ParseError::MissingField)?;
+    if head.is_empty() || last.is_empty() {
+        return Err(ParseError::MissingField);
+    }
+    Ok((head, last))
+}
+
+/// Decodes the first line of `buf` with `parse`, skipping blank lines before it.
+///
+/// `Ok(None)` means more bytes are needed. On success the count includes skipped blank
+/// lines and the terminator. On error the count is that of the offending line, so a caller
+/// can skip it and go on.
+fn decode_with<'a, T>(
+    buf: &'a [u8],
+    parse: impl Fn(&'a str) -> Result<T, ParseError>,
+) -> Result<Option<(T, usize)>, (ParseError, usize)> {
+    let mut at = 0;
+    loop {
+        let (line, used) = match decode_line(&buf[at..], super::MAX_LINE) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err((e.into(), buf.len())),
+        };
+        at += used;
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        let text = std::str::from_utf8(line).map_err(|_| (ParseError::NotUtf8, at))?;
+        return parse(text).map(|m| Some((m, at))).map_err(|e| (e, at));
+    }
+}
+
+impl<'a> Request<'a> {
+    /// Parses one line (without its terminator).
+    pub fn parse(line: &'a str) -> Result<Self, ParseError> {
+        let (cmd, rest) = split_command(line);
+        match cmd {
+            "JOIN" => Ok(Self::Join {
+                addr: rest.unwrap_or(""),
+            }),
+            "CREATEFILE" => {
+                let (name, size) = split_last(non_empty(rest)?)?;
+                Ok(Self::CreateFile {
+                    name,
+                    size: parse_size(size)?,
+                })
+            }
+            "DELETEFILE" => Ok(Self::DeleteFile {
+                name: non_empty(rest)?,
+            }),
+            // A bare `SEARCH` searches for the empty pattern, which matches every name.
+            "SEARCH" => Ok(Self::Search {
+                pattern: rest.unwrap_or(""),
+            }),
+            "LEAVE" if rest.is_none() => Ok(Self::Leave),
+            _ => Err(ParseError::UnknownCommand),
+        }
+    }
+
+    /// Decodes the first request in `buf`; see the crate docs for the contract.
+    pub fn decode(buf: &'a [u8]) -> Result<Option<(Self, usize)>, (ParseError, usize)> {
+        decode_with(buf, Self::parse)
+    }
+
+    /// Appends the request, with its `\n`, to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        // Writing to a Vec cannot fail.
+        let _ = match self {
+            Self::Join { addr } => writeln!(out, "JOIN {addr}"),
+            Self::CreateFile { name, size } => writeln!(out, "CREATEFILE {name} {size}"),
+            Self::DeleteFile { name } => writeln!(out, "DELETEFILE {name}"),
+            Self::Search { pattern } => writeln!(out, "SEARCH {pattern}"),
+            Self::Leave => writeln!(out, "LEAVE"),
+        };
+    }
+}
+
+impl<'a> Reply<'a> {
+    /// Parses one line (without its terminator).
+    pub fn parse(line: &'a str) -> Result<Self, ParseError> {
+        let (cmd, rest) = split_command(line);
+        match (cmd, rest) {
+            ("CONFIRMJOIN", None) => Ok(Self::ConfirmJoin),
+            ("CONFIRMCREATEFILE", rest) => Ok(Self::ConfirmCreateFile {
+                name: non_empty(rest)?,
+            }),
+            ("CONFIRMDELETEFILE", rest) => Ok(Self::ConfirmDeleteFile {
+                name: non_empty(rest)?,
+            }),
+            ("FILE", rest) => {
+                let (head, size) = split_last(non_empty(rest)?)?;
+                let (name, peer) = split_last(head)?;
+                Ok(Self::File {
+                    name,
+                    peer,
+                    size: parse_size(size)?,
+                })
+            }
+            ("NORESULT", None) => Ok(Self::NoResult),
+            ("ENDSEARCH", None) => Ok(Self::EndSearch),
+            ("CONFIRMLEAVE", None) => Ok(Self::ConfirmLeave),
+            _ => Err(ParseError::UnknownCommand),
+        }
+    }
+
+    /// Decodes the first reply in `buf`; see the crate docs for the contract.
+    pub fn decode(buf: &'a [u8]) -> Result<Option<(Self, usize)>, (ParseError, usize)> {
+        decode_with(buf, Self::parse)
+    }
+
+    /// Appends the reply, with its `\n`, to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        // Writing to a Vec cannot fail.
+        let _ = match self {
+            Self::ConfirmJoin => writeln!(out, "CONFIRMJOIN"),
+            Self::ConfirmCreateFile { name } => writeln!(out, "CONFIRMCREATEFILE {name}"),
+            Self::ConfirmDeleteFile { name } => writeln!(out, "CONFIRMDELETEFILE {name}"),
+            Self::File { name, peer, size } => writeln!(out, "FILE {name} {peer} {size}"),
+            Self::NoResult => writeln!(out, "NORESULT"),
+            Self::EndSearch => writeln!(out, "ENDSEARCH"),
+            Self::ConfirmLeave => writeln!(out, "CONFIRMLEAVE"),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_transcript_requests_parse() {
+        assert_eq!(
+            Request::parse("JOIN 127.0.0.1"),
+            Ok(Request::Join { addr: "127.0.0.1" })
+        );
+        assert_eq!(
+            Request::parse("CREATEFILE alpha.txt 100"),
+            Ok(Request::CreateFile {
+                name: "alpha.txt",
+                size: 100
+            })
+        );
+        assert_eq!(
+            Request::parse("CREATEFILE my holiday.jpg 7"),
+            Ok(Request::CreateFile {
+                name: "my holiday.jpg",
+                size: 7
+            })
+        );
+        assert_eq!(Request::parse("LEAVE"), Ok(Request::Leave));
+    }
+
+    #[test]
+    fn bad_sizes_are_errors_not_panics() {
+        for line in [
+            "CREATEFILE a -1",
+            "CREATEFILE a x",
+            "CREATEFILE a 99999999999999999999999",
+            "CREATEFILE a +1",
+            "CREATEFILE a",
+            "CREATEFILE",
+            "CREATEFILE  5",
+        ] {
+            assert!(Request::parse(line).is_err(), "{line}");
+        }
+    }
+
+    #[test]
+    fn file_reply_with_spaces_in_name() {
+        assert_eq!(
+            Reply::parse("FILE a b c.txt 10.0.0.1:4000 12"),
+            Ok(Reply::File {
+                name: "a b c.txt",
+                peer: "10.0.0.1:4000",
+                size: 12
+            })
+        );
+    }
+
+    #[test]
+    fn decode_skips_blank_lines_and_reports_bad_line_length() {
+        let buf = b"\r\n\nSEARCH x\r\nBOGUS\nLEAVE\n";
+        let (m, used) = Request::decode(buf).unwrap().unwrap();
+        assert_eq!(m, Request::Search { pattern: "x" });
+        assert_eq!(used, 13);
+        let err = Request::decode(&buf[used..]).unwrap_err();
+        assert_eq!(err, (ParseError::UnknownCommand, 6));
+        assert_eq!(Request::decode(b"LEA"), Ok(None));
+    }
+}

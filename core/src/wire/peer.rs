@@ -1,0 +1,95 @@
+//! Peer addresses as they appear in `JOIN` and `FILE` lines.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+/// The index server's classic port.
+pub const CLASSIC_SERVER_PORT: u16 = 1234;
+/// The classic port of every client's file server.
+pub const CLASSIC_PEER_PORT: u16 = 1235;
+
+/// Where a peer's file server listens.
+///
+/// Written as a bare `ip` when the port is the classic 1235 (so classic clients read it as
+/// before) and as `ip:port` (`[v6]:port`) otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl PeerAddr {
+    /// The address a peer's file server has, given the IP the server saw on its socket and
+    /// the text the client sent in `JOIN`.
+    pub fn from_join(seen_ip: IpAddr, join_text: &str) -> Self {
+        let port = join_port(join_text).unwrap_or(CLASSIC_PEER_PORT);
+        Self(SocketAddr::new(seen_ip.to_canonical(), port))
+    }
+}
+
+/// The port in a `JOIN` text of the form `host:port`, `ip:port` or `[v6]:port`.
+///
+/// A bare IPv6 address such as `::1` has no port; neither has free text like a user name.
+pub fn join_port(text: &str) -> Option<u16> {
+    let text = text.trim();
+    if let Ok(sa) = SocketAddr::from_str(text) {
+        return Some(sa.port());
+    }
+    let (host, port) = text.rsplit_once(':')?;
+    if host.is_empty() || host.contains(':') {
+        return None;
+    }
+    port.parse().ok()
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.port() == CLASSIC_PEER_PORT {
+            write!(f, "{}", self.0.ip())
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+/// The peer text is neither `ip` nor `ip:port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not an IP address or ip:port")]
+pub struct BadPeerAddr;
+
+impl FromStr for PeerAddr {
+    type Err = BadPeerAddr;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(sa) = SocketAddr::from_str(s) {
+            return Ok(Self(sa));
+        }
+        IpAddr::from_str(s)
+            .map(|ip| Self(SocketAddr::new(ip, CLASSIC_PEER_PORT)))
+            .map_err(|_| BadPeerAddr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_text_ports() {
+        assert_eq!(join_port("127.0.0.1"), None);
+        assert_eq!(join_port("127.0.0.1:4000"), Some(4000));
+        assert_eq!(join_port("alice"), None);
+        assert_eq!(join_port("my-host:4000"), Some(4000));
+        assert_eq!(join_port("::1"), None);
+        assert_eq!(join_port("[::1]:4000"), Some(4000));
+        assert_eq!(join_port("x:99999"), None);
+    }
+
+    #[test]
+    fn display_round_trips_and_hides_the_classic_port() {
+        for text in ["10.0.0.1", "10.0.0.1:4000", "::1", "[::1]:4000"] {
+            let p: PeerAddr = text.parse().unwrap();
+            assert_eq!(p.to_string(), text);
+        }
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(PeerAddr::from_join(mapped, "x").to_string(), "10.0.0.1");
+    }
+}

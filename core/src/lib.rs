@@ -38,6 +38,8 @@
 
 pub mod client;
 pub mod command;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 #[cfg(feature = "host")]
 pub mod host;
 pub mod index;

@@ -1,4 +1,5 @@
-//! Line framing: every classic message is one line ended by `\n` (`\r\n` accepted).
+//! Line framing: every classic message is one line ended by `\n` (`\r\n` accepted; any
+//! `\r`s just before the `\n` belong to the terminator, so that no field can end in one).
 
 /// The longest line napshare accepts, terminator included. Long enough for a 255-byte file
 /// name in a `FILE` reply with an IPv6 peer and a 20-digit size, short enough that a
@@ -19,14 +20,19 @@ pub enum LineError {
 pub fn decode_line(buf: &[u8], limit: usize) -> Result<Option<(&[u8], usize)>, LineError> {
     let window = &buf[..buf.len().min(limit)];
     match window.iter().position(|&b| b == b'\n') {
-        Some(end) => {
-            let line = &buf[..end];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            Ok(Some((line, end + 1)))
-        }
+        Some(end) => Ok(Some((strip_cr(&buf[..end]), end + 1))),
         None if buf.len() >= limit => Err(LineError::TooLong),
         None => Ok(None),
     }
+}
+
+/// `line` without the `\r`s at its end: `A\r\r\n` is `A`, as a field ending in `\r`
+/// could not be sent back (its encoding would end in `\r\n` and lose the `\r`).
+fn strip_cr(mut line: &[u8]) -> &[u8] {
+    while let Some(rest) = line.strip_suffix(b"\r") {
+        line = rest;
+    }
+    line
 }
 
 /// A bounded, incremental receive buffer that yields whole lines.
@@ -79,14 +85,21 @@ impl LineBuf {
                 let start = self.consumed;
                 self.consumed += used;
                 let line = &self.buf[start..start + used - 1];
-                Some(Ok(line.strip_suffix(b"\r").unwrap_or(line)))
+                Some(Ok(strip_cr(line)))
             }
             Ok(None) => None,
             Err(e) => {
-                // Drop what we hold of the overlong line and skip the rest of it as it comes.
-                self.buf.clear();
-                self.consumed = 0;
-                self.skipping = true;
+                // Drop the overlong line. If its `\n` is already here, the lines after it
+                // are too and must survive; otherwise drop all we hold and skip the rest of
+                // the line as it comes.
+                match pending.iter().position(|&b| b == b'\n') {
+                    Some(end) => self.consumed += end + 1,
+                    None => {
+                        self.buf.clear();
+                        self.consumed = 0;
+                        self.skipping = true;
+                    }
+                }
                 Some(Err(e))
             }
         }
@@ -106,10 +119,7 @@ impl LineBuf {
         if rest.is_empty() {
             return None;
         }
-        let mut line = rest.to_vec();
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
+        let line = strip_cr(rest).to_vec();
         self.buf.clear();
         self.consumed = 0;
         Some(line)
@@ -164,6 +174,15 @@ mod tests {
         assert_eq!(b.buffered(), 0);
         b.extend(b"xyz\nOK\n");
         assert_eq!(lines(&mut b), vec![Ok("OK".into())]);
+    }
+
+    #[test]
+    fn lines_after_an_overlong_line_in_the_same_chunk_survive() {
+        let mut b = LineBuf::new(8);
+        b.extend(b"0123456789\nA\nB");
+        assert_eq!(lines(&mut b), vec![Err(LineError::TooLong), Ok("A".into())]);
+        b.extend(b"\nC\n");
+        assert_eq!(lines(&mut b), vec![Ok("B".into()), Ok("C".into())]);
     }
 
     #[test]

@@ -116,7 +116,11 @@ fn decode_with<'a, T>(
         let (line, used) = match decode_line(&buf[at..], super::MAX_LINE) {
             Ok(Some(found)) => found,
             Ok(None) => return Ok(None),
-            Err(e) => return Err((e.into(), buf.len())),
+            Err(e) => {
+                // Skip the overlong line up to its `\n` if it is here, else all we hold.
+                let end = buf[at..].iter().position(|&b| b == b'\n');
+                return Err((e.into(), end.map_or(buf.len(), |end| at + end + 1)));
+            }
         };
         at += used;
         if line.iter().all(|b| b.is_ascii_whitespace()) {
@@ -283,5 +287,14 @@ mod tests {
         let err = Request::decode(&buf[used..]).unwrap_err();
         assert_eq!(err, (ParseError::UnknownCommand, 6));
         assert_eq!(Request::decode(b"LEA"), Ok(None));
+    }
+
+    #[test]
+    fn an_overlong_line_is_skipped_alone() {
+        let mut buf = vec![b'x'; super::super::MAX_LINE + 10];
+        buf.extend_from_slice(b"\nLEAVE\n");
+        let err = Request::decode(&buf).unwrap_err();
+        assert_eq!(err, (ParseError::TooLong, super::super::MAX_LINE + 11));
+        assert_eq!(Request::decode(&buf[err.1..]), Ok(Some((Request::Leave, 6))));
     }
 }

@@ -1,0 +1,141 @@
+//! The command line, defined once for every runtime.
+
+use std::io::{self, BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// napshare: a Napster-style peer-to-peer file sharer.
+///
+/// Run one index server, then any number of clients; clients search the server and
+/// download straight from each other. With no arguments it asks, like the seed, which one
+/// to run.
+#[derive(Debug, Parser)]
+#[command(name = "napshare", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub mode: Option<Mode>,
+}
+
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
+pub enum Mode {
+    /// Run the index server.
+    #[command(alias = "servidor")]
+    Server(ServerArgs),
+    /// Run a client: join a server, share a folder, then read commands from standard input.
+    #[command(alias = "cliente")]
+    Client(ClientArgs),
+}
+
+#[derive(Debug, Clone, Args, PartialEq, Eq)]
+pub struct ServerArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "0.0.0.0:1234")]
+    pub listen: SocketAddr,
+    /// Most results one search returns.
+    #[arg(long, default_value_t = 1000)]
+    pub max_results: usize,
+}
+
+#[derive(Debug, Clone, Args, PartialEq, Eq)]
+pub struct ClientArgs {
+    /// The index server, as HOST or HOST:PORT (port 1234 when absent).
+    #[arg(long)]
+    pub server: String,
+    /// Folder whose files are shared.
+    #[arg(long, default_value = "public")]
+    pub shared: PathBuf,
+    /// Folder downloads are saved to.
+    #[arg(long, default_value = "downloads")]
+    pub downloads: PathBuf,
+    /// Address of this client's file server [default: 0.0.0.0:1235, or a free port when
+    /// 1235 is taken].
+    #[arg(long)]
+    pub peer_listen: Option<SocketAddr>,
+}
+
+impl Cli {
+    /// Parses the process's arguments for the binary `bin` (its name in help and errors),
+    /// exiting with a usage message when they are wrong.
+    pub fn from_env(bin: &'static str) -> Self {
+        let matches = Self::command().name(bin).bin_name(bin).get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
+impl ServerArgs {
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            max_results: 1000,
+        }
+    }
+}
+
+impl ClientArgs {
+    pub fn new(server: String) -> Self {
+        Self {
+            server,
+            shared: "public".into(),
+            downloads: "downloads".into(),
+            peer_listen: None,
+        }
+    }
+}
+
+/// Asks on `input`/`output` whether to run a server or a client (and, for a client, the
+/// server's address), as the seed does. Accepts English and the seed's Portuguese words.
+pub fn ask_mode(input: &mut impl BufRead, output: &mut impl Write) -> io::Result<Mode> {
+    let mut ask = |question: &str, output: &mut dyn Write| -> io::Result<String> {
+        write!(output, "{question}")?;
+        output.flush()?;
+        let mut line = String::new();
+        if input.read_line(&mut line)? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no answer"));
+        }
+        Ok(line.trim().to_owned())
+    };
+    loop {
+        let answer = ask("Run as server or client? (servidor/cliente): ", output)?;
+        match answer.to_lowercase().as_str() {
+            "server" | "servidor" | "s" => {
+                return Ok(Mode::Server(ServerArgs::new(
+                    SocketAddr::from(([0, 0, 0, 0], crate::wire::CLASSIC_SERVER_PORT)),
+                )))
+            }
+            "client" | "cliente" | "c" => {
+                let server = ask("Server address (ip[:port]): ", output)?;
+                let server = if server.is_empty() {
+                    "127.0.0.1".to_owned()
+                } else {
+                    server
+                };
+                return Ok(Mode::Client(ClientArgs::new(server)));
+            }
+            _ => writeln!(output, "please answer server or client")?,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asks_until_it_understands() {
+        let mut input = io::Cursor::new(b"what\ncliente\n10.0.0.1:999\n".to_vec());
+        let mut out = Vec::new();
+        let mode = ask_mode(&mut input, &mut out).unwrap();
+        assert_eq!(mode, Mode::Client(ClientArgs::new("10.0.0.1:999".into())));
+        assert!(String::from_utf8(out).unwrap().contains("please answer"));
+    }
+
+    #[test]
+    fn seed_words_are_subcommands() {
+        let cli = Cli::try_parse_from(["napshare", "servidor", "--listen", "127.0.0.1:0"]).unwrap();
+        assert!(matches!(cli.mode, Some(Mode::Server(_))));
+        let cli = Cli::try_parse_from(["napshare", "cliente", "--server", "h"]).unwrap();
+        assert!(matches!(cli.mode, Some(Mode::Client(_))));
+    }
+}

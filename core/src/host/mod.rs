@@ -1,0 +1,14 @@
+//! Blocking host glue shared by both runtimes: the command line, the shared and downloads
+//! folders, and standard input.
+//!
+//! This is not part of the sans-IO core proper (it touches the file system and spawns the
+//! one stdin thread), but it holds no protocol decisions and both runtimes need exactly the
+//! same code; keeping it here, behind the `host` feature, is what keeps the runtime crates
+//! free of duplicated logic. Sockets and clocks stay in the runtimes.
+
+pub mod cli;
+mod disk;
+mod stdin;
+
+pub use disk::{bind_peer_listener, resolve_server, scan_shared, Disk, Upload};
+pub use stdin::spawn_stdin_reader;

@@ -1,0 +1,283 @@
+//! A client on one mio event loop: its session with the index server, its file server,
+//! its downloads and standard input (through a `Waker`) all share one `Poll`.
+
+use std::collections::HashMap;
+use std::io;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::{Events, Interest, Poll, Token, Waker};
+use napshare_core::client::{Client, ClientConfig, ClientEvent, Command};
+use napshare_core::command::{UserCommand, HELP};
+use napshare_core::host::cli::ClientArgs;
+use napshare_core::host::{bind_peer_listener, resolve_server, scan_shared, spawn_stdin_reader};
+use napshare_core::host::{Disk, Upload};
+use napshare_core::ConnId;
+
+use crate::conn::{Conn, ReadEnd};
+use crate::{poll_until, token, READ_BUF};
+
+const LISTENER: Token = Token(usize::MAX);
+const WAKER: Token = Token(usize::MAX - 1);
+
+/// Everything the loop owns besides the core.
+struct Io {
+    poll: Poll,
+    conns: HashMap<ConnId, Conn>,
+    disk: Disk,
+}
+
+/// Runs a client until it leaves (status 0) or loses the server (status 1).
+pub fn run(args: &ClientArgs) -> Result<ExitCode, String> {
+    let server = resolve_server(&args.server)
+        .map_err(|e| format!("cannot resolve server {}: {e}", args.server))?;
+    let (listener, fell_back) = bind_peer_listener(args.peer_listen)
+        .map_err(|e| format!("cannot start the file server: {e}"))?;
+    let peer_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if fell_back {
+        println!("port 1235 is taken; file server listening on {peer_addr}");
+    } else {
+        println!("file server listening on {peer_addr}");
+    }
+    let (files, skipped) = scan_shared(&args.shared)
+        .map_err(|e| format!("cannot read shared folder {}: {e}", args.shared.display()))?;
+    for path in skipped {
+        println!("not sharing {}: its name cannot be shared", path.display());
+    }
+    std::fs::create_dir_all(&args.downloads).map_err(|e| {
+        format!("cannot create downloads folder {}: {e}", args.downloads.display())
+    })?;
+    let config = ClientConfig {
+        server,
+        shared_dir: args.shared.clone(),
+        downloads_dir: args.downloads.clone(),
+        peer_port: peer_addr.port(),
+    };
+    let status = event_loop(listener, config, files).map_err(|e| e.to_string())?;
+    Ok(ExitCode::from(status))
+}
+
+fn event_loop(
+    listener: std::net::TcpListener,
+    config: ClientConfig,
+    files: Vec<napshare_core::client::SharedFile>,
+) -> io::Result<u8> {
+    listener.set_nonblocking(true)?;
+    let mut listener = mio::net::TcpListener::from_std(listener);
+    let poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let (lines_tx, lines) = mpsc::channel();
+    spawn_stdin_reader(move |line| {
+        // The loop may be gone already when input ends; nothing to do then.
+        if lines_tx.send(line).is_ok() {
+            let _ = waker.wake();
+        }
+    });
+
+    let mut io = Io {
+        poll,
+        conns: HashMap::new(),
+        disk: Disk::new(),
+    };
+    let mut client = Client::new(Instant::now(), config, files);
+    let mut events = Events::with_capacity(256);
+    let mut buf = vec![0; READ_BUF];
+    io.drain(&mut client, Instant::now());
+
+    while client.exit_status().is_none() {
+        poll_until(&mut io.poll, &mut events, client.poll_timeout())?;
+        let now = Instant::now();
+        for event in &events {
+            match event.token() {
+                LISTENER => io.accept_all(&listener, &mut client, now),
+                WAKER => {
+                    while let Ok(line) = lines.try_recv() {
+                        user_line(&mut client, now, line);
+                        io.drain(&mut client, now);
+                    }
+                }
+                t => io.on_ready(&mut client, ConnId(t.0 as u64), event, &mut buf, now),
+            }
+            io.drain(&mut client, now);
+        }
+        let now = Instant::now();
+        if client.poll_timeout().is_some_and(|t| t <= now) {
+            client.handle_timeout(now);
+            io.drain(&mut client, now);
+        }
+    }
+    // Best effort: let the server see our LEAVE's connection close cleanly.
+    for (_, mut conn) in io.conns.drain() {
+        let _ = conn.flush();
+    }
+    Ok(client.exit_status().unwrap_or(1).clamp(0, 255) as u8)
+}
+
+/// A line from standard input (`None` at its end, which leaves the network).
+fn user_line(client: &mut Client, now: Instant, line: Option<String>) {
+    let Some(line) = line else {
+        client.command(now, UserCommand::Leave);
+        return;
+    };
+    match UserCommand::parse(&line) {
+        Ok(cmd) => client.command(now, cmd),
+        Err(e) => println!("error: {e}\n{HELP}"),
+    }
+}
+
+impl Io {
+    fn accept_all(&mut self, listener: &mio::net::TcpListener, client: &mut Client, now: Instant) {
+        loop {
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    let id = client.handle_accept(now, peer);
+                    let mut conn = Conn::new(stream, false);
+                    if conn.register(self.poll.registry(), token(id)).is_err() {
+                        client.handle_closed(now, id);
+                        continue;
+                    }
+                    self.conns.insert(id, conn);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn on_ready(
+        &mut self,
+        client: &mut Client,
+        id: ConnId,
+        event: &mio::event::Event,
+        buf: &mut [u8],
+        now: Instant,
+    ) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.connecting {
+            match conn.connect_result() {
+                None => return,
+                Some(Ok(())) => {
+                    conn.connecting = false;
+                    let local = conn.stream.local_addr();
+                    match local {
+                        Ok(local) => client.handle_connected(now, id, local),
+                        Err(e) => self.fail_connect(client, id, &e, now),
+                    }
+                    self.drain(client, now);
+                }
+                Some(Err(e)) => return self.fail_connect(client, id, &e, now),
+            }
+        }
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            let end = conn.read_all(buf, |data| client.handle_bytes(now, id, data));
+            if end == ReadEnd::Closed {
+                self.drain(client, now);
+                self.conns.remove(&id);
+                client.handle_closed(now, id);
+                return;
+            }
+        }
+        self.settle(client, id, now);
+    }
+
+    fn fail_connect(&mut self, client: &mut Client, id: ConnId, e: &io::Error, now: Instant) {
+        self.conns.remove(&id);
+        client.handle_connect_failed(now, id, &e.to_string());
+    }
+
+    /// Carries out everything the client has queued (the drain contract).
+    fn drain(&mut self, client: &mut Client, now: Instant) {
+        loop {
+            let mut busy = false;
+            while let Some(t) = client.poll_transmit() {
+                busy = true;
+                if let Some(conn) = self.conns.get_mut(&t.conn) {
+                    conn.queue(&t.data);
+                    self.settle(client, t.conn, now);
+                }
+            }
+            while let Some(cmd) = client.poll_command() {
+                busy = true;
+                if let Some(cmd) = self.disk.perform(now, cmd, client) {
+                    self.socket_command(client, cmd, now);
+                }
+            }
+            while let Some(event) = client.poll_event() {
+                busy = true;
+                print_event(&event);
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+
+    fn socket_command(&mut self, client: &mut Client, cmd: Command, now: Instant) {
+        match cmd {
+            Command::Connect { conn: id, addr } => {
+                let mut conn = match mio::net::TcpStream::connect(addr) {
+                    Ok(stream) => Conn::new(stream, true),
+                    Err(e) => return client.handle_connect_failed(now, id, &e.to_string()),
+                };
+                if let Err(e) = conn.register(self.poll.registry(), token(id)) {
+                    return client.handle_connect_failed(now, id, &e.to_string());
+                }
+                self.conns.insert(id, conn);
+            }
+            Command::Close { conn: id } => {
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    conn.closing = true;
+                    self.settle(client, id, now);
+                }
+            }
+            Command::SendFile {
+                conn: id,
+                path,
+                range,
+            } => {
+                let Some(conn) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                // A file that cannot be opened is sent as nothing: the classic error.
+                conn.upload = Upload::open(&path, range).ok();
+                conn.closing = true;
+                self.settle(client, id, now);
+            }
+            // `Disk` performs every file command.
+            other => unreachable!("not a socket command: {other:?}"),
+        }
+    }
+
+    /// Writes what it can of one connection, closes it when it is done or broken, and keeps
+    /// its interest up to date otherwise.
+    fn settle(&mut self, client: &mut Client, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.connecting {
+            return;
+        }
+        let keep = match conn.flush() {
+            Ok(done) => !(done && conn.closing),
+            Err(_) => false,
+        };
+        if keep && conn.update_interest(self.poll.registry(), token(id)).is_ok() {
+            return;
+        }
+        self.conns.remove(&id);
+        client.handle_closed(now, id);
+    }
+}
+
+fn print_event(event: &ClientEvent) {
+    println!("{event}");
+}

@@ -1,0 +1,152 @@
+//! One non-blocking TCP connection: reads until `WouldBlock`, queues writes, and keeps its
+//! mio interest in step with what it has to write.
+
+use std::io::{self, Read, Write};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use napshare_core::host::Upload;
+
+/// Stop reading from a connection while this many bytes wait to be written to it: a peer
+/// that does not read its replies gets no more of them computed.
+const BACKLOG_LIMIT: usize = 1 << 20;
+
+/// What a read pass found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// The socket has no more bytes for now.
+    Open,
+    /// The peer closed (or the socket failed).
+    Closed,
+}
+
+#[derive(Debug)]
+pub struct Conn {
+    pub stream: TcpStream,
+    /// Bytes queued for writing; `out[sent..]` is still to go.
+    out: Vec<u8>,
+    sent: usize,
+    /// A file range being served after `out`.
+    pub upload: Option<Upload>,
+    /// Close once everything queued is written.
+    pub closing: bool,
+    /// Still waiting for a non-blocking connect to finish.
+    pub connecting: bool,
+    interest: Interest,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, connecting: bool) -> Self {
+        Self {
+            stream,
+            out: Vec::new(),
+            sent: 0,
+            upload: None,
+            closing: false,
+            connecting,
+            interest: Interest::READABLE,
+        }
+    }
+
+    /// Registers a fresh connection under `token`.
+    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        self.interest = if self.connecting {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        registry.register(&mut self.stream, token, self.interest)
+    }
+
+    /// Reads everything available, passing each chunk to `each`.
+    pub fn read_all(&mut self, buf: &mut [u8], mut each: impl FnMut(&[u8])) -> ReadEnd {
+        loop {
+            match self.stream.read(buf) {
+                Ok(0) => return ReadEnd::Closed,
+                Ok(n) => each(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::Open,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return ReadEnd::Closed,
+            }
+        }
+    }
+
+    pub fn queue(&mut self, data: &[u8]) {
+        if self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+        }
+        self.out.extend_from_slice(data);
+    }
+
+    /// Writes queued bytes (then the upload) until done or `WouldBlock`. Returns whether
+    /// everything is written.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        while self.sent < self.out.len() {
+            match self.stream.write(&self.out[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.sent = 0;
+        if self.out.capacity() > BACKLOG_LIMIT {
+            self.out = Vec::new();
+        }
+        while let Some(up) = self.upload.as_mut() {
+            let chunk = up.chunk()?;
+            if chunk.is_empty() {
+                self.upload = None;
+                break;
+            }
+            match self.stream.write(chunk) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => up.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether bytes are waiting to be written.
+    pub fn has_backlog(&self) -> bool {
+        self.sent < self.out.len() || self.upload.is_some()
+    }
+
+    /// Re-registers for WRITABLE only while bytes wait, and stops reading while too many do.
+    pub fn update_interest(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        let wanted = if self.connecting {
+            Interest::READABLE | Interest::WRITABLE
+        } else if self.out.len() - self.sent > BACKLOG_LIMIT {
+            Interest::WRITABLE
+        } else if self.has_backlog() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if wanted != self.interest {
+            self.interest = wanted;
+            registry.reregister(&mut self.stream, token, wanted)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a pending connect finished: `Some(Ok)` when connected, `Some(Err)` when it
+    /// failed, `None` when it is still under way (a spurious wake-up).
+    pub fn connect_result(&mut self) -> Option<io::Result<()>> {
+        if let Ok(Some(e)) | Err(e) = self.stream.take_error() {
+            return Some(Err(e));
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => Some(Ok(())),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The index server on one mio event loop.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::TcpListener;
+use std::time::Instant;
+
+use mio::{Events, Interest, Poll, Token};
+use napshare_core::server::{Server, ServerConfig};
+use napshare_core::ConnId;
+
+use crate::conn::{Conn, ReadEnd};
+use crate::{poll_until, token, READ_BUF};
+
+const LISTENER: Token = Token(usize::MAX);
+
+/// Serves clients on `listener` until the process ends (or an unrecoverable poll error).
+pub fn run(listener: TcpListener, config: ServerConfig) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let mut listener = mio::net::TcpListener::from_std(listener);
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0; READ_BUF];
+    let mut server = Server::new(Instant::now(), config);
+    let mut conns: HashMap<ConnId, Conn> = HashMap::new();
+
+    loop {
+        poll_until(&mut poll, &mut events, server.poll_timeout())?;
+        let now = Instant::now();
+        for event in &events {
+            if event.token() == LISTENER {
+                accept_all(&listener, &mut poll, &mut server, &mut conns, now);
+                continue;
+            }
+            let id = ConnId(event.token().0 as u64);
+            let Some(conn) = conns.get_mut(&id) else {
+                continue; // closed earlier in this batch
+            };
+            let mut eof = false;
+            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                let end = conn.read_all(&mut buf, |data| {
+                    // The id came from this server, so it is known.
+                    let _ = server.handle_bytes(now, id, data);
+                });
+                eof = end == ReadEnd::Closed;
+            }
+            drain(&mut server, &mut conns, &poll, now);
+            if eof {
+                // Files go at once; replies already computed are still written (a peer
+                // may have only shut down its sending side).
+                server.handle_closed(now, id);
+                if let Some(conn) = conns.get_mut(&id) {
+                    conn.closing = true;
+                }
+            }
+            settle(&mut server, &mut conns, &poll, id, now);
+        }
+    }
+}
+
+fn accept_all(
+    listener: &mio::net::TcpListener,
+    poll: &mut Poll,
+    server: &mut Server,
+    conns: &mut HashMap<ConnId, Conn>,
+    now: Instant,
+) {
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                let id = server.handle_accept(now, peer);
+                let mut conn = Conn::new(stream, false);
+                if conn.register(poll.registry(), token(id)).is_err() {
+                    server.handle_closed(now, id);
+                    continue;
+                }
+                conns.insert(id, conn);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // Out of descriptors or a connection reset before accept: try again on the
+            // next readiness event rather than spinning.
+            Err(_) => return,
+        }
+    }
+}
+
+/// Carries out everything the server has queued (the drain contract).
+fn drain(server: &mut Server, conns: &mut HashMap<ConnId, Conn>, poll: &Poll, now: Instant) {
+    while let Some(t) = server.poll_transmit() {
+        if let Some(conn) = conns.get_mut(&t.conn) {
+            conn.queue(&t.data);
+            settle(server, conns, poll, t.conn, now);
+        }
+    }
+    while let Some(id) = server.poll_close() {
+        if let Some(conn) = conns.get_mut(&id) {
+            conn.closing = true;
+            settle(server, conns, poll, id, now);
+        }
+    }
+    while let Some(_event) = server.poll_event() {}
+}
+
+/// Writes what it can of one connection, closes it when it is done or broken, and keeps its
+/// interest up to date otherwise.
+fn settle(
+    server: &mut Server,
+    conns: &mut HashMap<ConnId, Conn>,
+    poll: &Poll,
+    id: ConnId,
+    now: Instant,
+) {
+    let Some(conn) = conns.get_mut(&id) else {
+        return;
+    };
+    let ok = match conn.flush() {
+        Ok(done) => !(done && conn.closing),
+        Err(_) => false,
+    };
+    if ok && conn.update_interest(poll.registry(), token(id)).is_ok() {
+        return;
+    }
+    conns.remove(&id);
+    server.handle_closed(now, id);
+}

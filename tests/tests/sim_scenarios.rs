@@ -1,0 +1,427 @@
+//! Whole-network scenarios on the in-memory simulation: the seed's six tests (connect,
+//! register automatically, search, download between clients, delete, leave) and what the
+//! seed got wrong (split and merged reads, truncated downloads, clients that vanish).
+
+use std::time::Instant;
+
+use napshare_core::client::{ClientEvent, SearchHit};
+use napshare_core::server::{LeaveReason, ServerEvent};
+use napshare_core::sim::{Rng, Sim, SimConfig};
+use proptest::prelude::*;
+
+fn sim(seed: u64, max_chunk: usize) -> Sim {
+    let config = SimConfig {
+        seed,
+        max_chunk,
+        ..SimConfig::default()
+    };
+    Sim::new(Instant::now(), config)
+}
+
+fn has(sim: &Sim, i: usize, wanted: impl Fn(&ClientEvent) -> bool) -> bool {
+    sim.events(i).iter().any(wanted)
+}
+
+fn names(hits: &[SearchHit]) -> Vec<&str> {
+    hits.iter().map(|h| h.name.as_str()).collect()
+}
+
+fn hit(name: &str, peer: &str, size: usize) -> SearchHit {
+    SearchHit {
+        name: name.into(),
+        peer: peer.into(),
+        size: size as u64,
+    }
+}
+
+// ---- the seed's six scenarios ----
+
+#[test]
+fn a_client_connects_and_joins() {
+    let mut sim = sim(1, 4096);
+    let c = sim.add_client(&[]);
+    sim.run_until_idle();
+    assert!(has(&sim, c, |e| matches!(e, ClientEvent::Joined { .. })));
+    assert_eq!(sim.server().connections(), 1);
+    let joined = sim
+        .server_events()
+        .iter()
+        .any(|e| matches!(e, ServerEvent::Joined { peer, .. } if peer.to_string() == "10.0.0.2"));
+    assert!(joined, "{:?}", sim.server_events());
+    assert_eq!(sim.client(c).exit_status(), None);
+}
+
+#[test]
+fn shared_files_are_registered_automatically() {
+    let mut sim = sim(2, 4096);
+    let c = sim.add_client(&[("alpha.txt", &[1; 100]), ("beta.bin", b"")]);
+    sim.run_until_idle();
+    for (name, size) in [("alpha.txt", 100), ("beta.bin", 0)] {
+        let shared = has(
+            &sim,
+            c,
+            |e| matches!(e, ClientEvent::Shared { name: n, size: s } if n == name && *s == size),
+        );
+        assert!(shared, "{name}: {:?}", sim.events(c));
+    }
+    assert_eq!(sim.server().index().len(), 2);
+}
+
+#[test]
+fn search_is_a_case_sensitive_substring_match() {
+    let mut sim = sim(3, 4096);
+    let a = sim.add_client(&[("alpha.txt", &[0; 100]), ("gamma.txt", b"g")]);
+    sim.run_until_idle();
+    let b = sim.add_client_with_port(4000, &[("alphabet", b"abc")]);
+    sim.run_until_idle();
+    assert_eq!(
+        sim.search(b, "alpha"),
+        [
+            hit("alpha.txt", "10.0.0.2", 100),
+            hit("alphabet", "10.0.0.3:4000", 3)
+        ]
+    );
+    assert_eq!(sim.search(a, "ALPHA"), []);
+    assert_eq!(
+        names(&sim.search(a, "")),
+        ["alpha.txt", "gamma.txt", "alphabet"]
+    );
+    assert_eq!(names(&sim.search(a, ".txt")), ["alpha.txt", "gamma.txt"]);
+}
+
+#[test]
+fn a_download_between_clients_is_byte_identical() {
+    let data = Rng::new(4).bytes(50_000);
+    let mut sim = sim(4, 1500);
+    let a = sim.add_client(&[("big file.bin", &data)]);
+    let b = sim.add_client(&[]);
+    sim.run_until_idle();
+    assert_eq!(sim.search(b, "big").len(), 1);
+    let done = sim.download(b, a, "big file.bin");
+    assert!(
+        matches!(done, ClientEvent::DownloadDone { bytes: 50_000, .. }),
+        "{done:?}"
+    );
+    assert_eq!(sim.fs(b).downloads.get("big file.bin"), Some(&data));
+    assert_eq!(sim.fs(b).downloads.len(), 1, "no .part left behind");
+    assert_eq!(sim.fs(a).shared.get("big file.bin"), Some(&data));
+}
+
+#[test]
+fn a_deleted_file_is_gone_from_the_server() {
+    let mut sim = sim(5, 4096);
+    let a = sim.add_client(&[("keep.txt", b"k"), ("drop.txt", b"d")]);
+    let b = sim.add_client(&[]);
+    sim.run_until_idle();
+    sim.command_line(a, "DELETEFILE drop.txt").unwrap();
+    sim.run_until_idle();
+    assert!(has(
+        &sim,
+        a,
+        |e| matches!(e, ClientEvent::Unshared { name } if name == "drop.txt")
+    ));
+    assert_eq!(sim.search(b, "drop"), []);
+    assert_eq!(names(&sim.search(b, ".txt")), ["keep.txt"]);
+    assert_eq!(sim.server().index().len(), 1);
+}
+
+#[test]
+fn a_client_that_leaves_takes_its_files_along() {
+    let mut sim = sim(6, 4096);
+    let a = sim.add_client(&[("a1", b"1"), ("a2", b"22")]);
+    let b = sim.add_client(&[("b1", b"b")]);
+    sim.run_until_idle();
+    sim.command_line(a, "LEAVE").unwrap();
+    sim.run_until_idle();
+    assert!(has(&sim, a, |e| matches!(e, ClientEvent::Left)));
+    assert_eq!(sim.client(a).exit_status(), Some(0));
+    let left = sim.server_events().iter().any(|e| {
+        matches!(
+            e,
+            ServerEvent::Left {
+                files: 2,
+                reason: LeaveReason::Leave,
+                ..
+            }
+        )
+    });
+    assert!(left, "{:?}", sim.server_events());
+    assert_eq!(names(&sim.search(b, "")), ["b1"]);
+    assert_eq!(sim.server().connections(), 1);
+    assert_eq!(sim.open_links(), 1, "only b's session is left");
+}
+
+// ---- beyond the seed ----
+
+/// Each client's event log and its downloads folder, by client index.
+type Outcome = (Vec<Vec<ClientEvent>>, Vec<Vec<(String, Vec<u8>)>>);
+
+/// A fixed script of everything above, run to completion; returns each client's log and
+/// the files each one ends with, which must not depend on how links cut the bytes.
+fn script(seed: u64, max_chunk: usize) -> Outcome {
+    let mut rng = Rng::new(99);
+    let song = rng.bytes(3000);
+    let doc = rng.bytes(700);
+    let mut sim = sim(seed, max_chunk);
+    let a = sim.add_client(&[("song 1.mp3", &song), ("doc.txt", &doc)]);
+    sim.run_until_idle();
+    let b = sim.add_client_with_port(4000, &[("b.txt", b"from b")]);
+    sim.run_until_idle();
+    let c = sim.add_client(&[]);
+    sim.run_until_idle();
+    for line in ["SEARCH song", "SEARCH .txt", "SEARCH nothing"] {
+        sim.command_line(c, line).unwrap();
+        sim.run_until_idle();
+    }
+    for line in [
+        "DOWNLOAD 10.0.0.2 song 1.mp3",
+        "DOWNLOAD 10.0.0.3:4000 b.txt",
+        "DOWNLOAD 10.0.0.2 doc.txt",
+    ] {
+        sim.command_line(c, line).unwrap();
+        sim.run_until_idle();
+    }
+    sim.command_line(a, "DELETEFILE doc.txt").unwrap();
+    sim.run_until_idle();
+    sim.command_line(b, "LEAVE").unwrap();
+    sim.run_until_idle();
+    sim.command_line(c, "SEARCH").unwrap();
+    sim.run_until_idle();
+    let logs = (0..sim.clients()).map(|i| sim.take_events(i)).collect();
+    let files = (0..sim.clients())
+        .map(|i| sim.fs(i).downloads.clone().into_iter().collect())
+        .collect();
+    (logs, files)
+}
+
+#[test]
+fn links_that_split_every_byte_change_nothing() {
+    let (logs, files) = script(7, 1);
+    let c = &files[2];
+    let c_names: Vec<&str> = c.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(c_names, ["b.txt", "doc.txt", "song 1.mp3"]);
+    let last = logs[2].last().unwrap();
+    assert!(
+        matches!(last, ClientEvent::SearchDone { hits, .. } if names(hits) == ["song 1.mp3"]),
+        "{last:?}"
+    );
+    assert_eq!((logs, files), script(7, 1 << 16));
+}
+
+#[test]
+fn a_download_cut_midway_leaves_no_file_at_the_final_name() {
+    let data = Rng::new(8).bytes(10_000);
+    let mut sim = sim(8, 512);
+    let a = sim.add_client(&[("movie.avi", &data)]);
+    let b = sim.add_client(&[]);
+    sim.run_until_idle();
+    // The search tells b how big the file is, so it can tell a cut from an end.
+    assert_eq!(sim.search(b, "movie").len(), 1);
+    sim.cut_uploads_after(a, Some(4321));
+    let failed = sim.download(b, a, "movie.avi");
+    assert!(
+        matches!(failed, ClientEvent::DownloadFailed { .. }),
+        "{failed:?}"
+    );
+    let downloads = &sim.fs(b).downloads;
+    assert_eq!(downloads.get("movie.avi"), None);
+    assert_eq!(downloads.get("movie.avi.part").map(Vec::len), Some(4321));
+
+    // Once the link holds, a retry completes and replaces the partial file.
+    sim.cut_uploads_after(a, None);
+    let done = sim.download(b, a, "movie.avi");
+    assert!(matches!(done, ClientEvent::DownloadDone { .. }), "{done:?}");
+    assert_eq!(sim.fs(b).downloads.get("movie.avi"), Some(&data));
+    assert_eq!(sim.fs(b).downloads.len(), 1);
+}
+
+#[test]
+fn downloads_fail_cleanly() {
+    let mut sim = sim(9, 4096);
+    let a = sim.add_client(&[("here.txt", b"here")]);
+    let b = sim.add_client(&[]);
+    sim.run_until_idle();
+
+    // A name the peer does not share: it closes with no bytes.
+    let missing = sim.download(b, a, "absent.txt");
+    assert!(
+        matches!(missing, ClientEvent::DownloadFailed { .. }),
+        "{missing:?}"
+    );
+
+    // A full disk.
+    sim.fail_part_writes(b, true);
+    let full = sim.download(b, a, "here.txt");
+    assert!(
+        matches!(full, ClientEvent::DownloadFailed { .. }),
+        "{full:?}"
+    );
+    sim.fail_part_writes(b, false);
+    assert!(sim.fs(b).downloads.is_empty(), "{:?}", sim.fs(b).downloads);
+
+    // A peer that is gone: the connection is refused.
+    sim.kill(a);
+    sim.run_until_idle();
+    let refused = sim.download(b, a, "here.txt");
+    assert!(
+        matches!(refused, ClientEvent::DownloadFailed { .. }),
+        "{refused:?}"
+    );
+    assert!(sim.fs(b).downloads.is_empty());
+    assert_eq!(sim.search(b, "here"), []);
+}
+
+#[test]
+fn files_shared_later_are_found_and_missing_ones_refused() {
+    let mut sim = sim(10, 4096);
+    let a = sim.add_client(&[]);
+    let b = sim.add_client(&[]);
+    sim.run_until_idle();
+    sim.put_shared(a, "new song.ogg", b"la la");
+    sim.command_line(a, "CREATEFILE new song.ogg").unwrap();
+    sim.command_line(a, "CREATEFILE ghost.txt").unwrap();
+    sim.command_line(a, "CREATEFILE new song.ogg 99").unwrap();
+    sim.run_until_idle();
+    let errors = sim
+        .events(a)
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::Error(_)))
+        .count();
+    assert_eq!(
+        errors,
+        2,
+        "a missing file and a wrong size: {:?}",
+        sim.events(a)
+    );
+    assert_eq!(sim.search(b, "song"), [hit("new song.ogg", "10.0.0.2", 5)]);
+}
+
+#[test]
+fn a_client_that_vanishes_loses_its_files_and_others_carry_on() {
+    let mut sim = sim(11, 7);
+    let a = sim.add_client(&[("a.txt", b"a")]);
+    let b = sim.add_client(&[("b.txt", b"b")]);
+    let c = sim.add_client(&[]);
+    sim.run_until_idle();
+    sim.kill(a);
+    sim.run_until_idle();
+    let dropped = sim.server_events().iter().any(|e| {
+        matches!(
+            e,
+            ServerEvent::Left {
+                files: 1,
+                reason: LeaveReason::Closed,
+                ..
+            }
+        )
+    });
+    assert!(dropped, "{:?}", sim.server_events());
+    assert_eq!(names(&sim.search(c, ".txt")), ["b.txt"]);
+    assert_eq!(
+        sim.download(c, b, "b.txt"),
+        sim.events(c).last().unwrap().clone()
+    );
+    assert_eq!(
+        sim.fs(c).downloads.get("b.txt").map(Vec::as_slice),
+        Some(&b"b"[..])
+    );
+}
+
+#[test]
+fn a_stalled_network_times_the_request_out_and_the_client_carries_on() {
+    let mut sim = sim(12, 4096);
+    let a = sim.add_client(&[("apple", b"1"), ("banana", b"22")]);
+    sim.run_until_idle();
+    let start = sim.now();
+    sim.stall(a, true);
+    sim.command_line(a, "SEARCH apple").unwrap();
+    sim.run_until_idle();
+    assert!(sim.now() - start >= napshare_core::client::REPLY_TIMEOUT);
+    let timed_out = sim.events(a).last().unwrap();
+    assert!(matches!(timed_out, ClientEvent::Error(_)), "{timed_out:?}");
+
+    // The late reply arrives with nothing in flight and is dropped; then all is normal.
+    sim.stall(a, false);
+    sim.run_until_idle();
+    assert_eq!(sim.search(a, "banana"), [hit("banana", "10.0.0.2", 2)]);
+    assert_eq!(sim.client(a).exit_status(), None);
+}
+
+#[test]
+fn a_client_whose_server_link_drops_stops_and_its_files_go() {
+    let mut sim = sim(14, 4096);
+    let a = sim.add_client(&[("a.txt", b"a")]);
+    let b = sim.add_client(&[]);
+    sim.run_until_idle();
+    sim.cut_server_link(a);
+    sim.run_until_idle();
+    assert!(has(&sim, a, |e| matches!(
+        e,
+        ClientEvent::ServerLost { .. }
+    )));
+    assert_eq!(sim.client(a).exit_status(), Some(1));
+    assert!(sim.is_dead(a), "the process exits");
+    assert_eq!(sim.search(b, ""), []);
+}
+
+/// Known bug (see the report with this test): after a request times out, its late reply is
+/// taken as the reply to the next request, so the user sees the results of `SEARCH apple`
+/// labelled as `SEARCH banana`.
+#[test]
+#[ignore = "known client bug: a late reply answers the next request"]
+fn a_late_reply_is_not_taken_for_the_next_request() {
+    let mut sim = sim(13, 4096);
+    let a = sim.add_client(&[("apple", b"1"), ("banana", b"22")]);
+    sim.run_until_idle();
+    sim.stall(a, true);
+    sim.command_line(a, "SEARCH apple").unwrap();
+    sim.run_until_idle();
+    sim.command_line(a, "SEARCH banana").unwrap();
+    sim.stall(a, false);
+    sim.run_until_idle();
+    let last = sim.events(a).last().unwrap();
+    let wrong = matches!(
+        last,
+        ClientEvent::SearchDone { pattern, hits } if pattern == "banana" && names(hits) == ["apple"]
+    );
+    assert!(!wrong, "{last}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any seed and any chunking: clients that join concurrently all end up sharing, every
+    /// download is byte-identical, and the network ends idle with only sessions open.
+    #[test]
+    fn concurrent_joins_and_downloads_work_for_any_seed(
+        seed in any::<u64>(),
+        max_chunk in prop_oneof![Just(1usize), 2..64usize, Just(4096usize)],
+        sizes in proptest::collection::vec(0..1500usize, 1..4),
+    ) {
+        let mut rng = Rng::new(seed);
+        let mut sim = sim(seed, max_chunk);
+        let files: Vec<(String, Vec<u8>)> = sizes
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| (format!("file {k}.bin"), rng.bytes(n)))
+            .collect();
+        let sharers: Vec<usize> = files
+            .iter()
+            .map(|(name, data)| sim.add_client(&[(name, data)]))
+            .collect();
+        let getter = sim.add_client(&[]);
+        sim.run_until_idle();
+        let hits = sim.search(getter, "file");
+        prop_assert_eq!(hits.len(), files.len());
+        for ((name, _), &from) in files.iter().zip(&sharers) {
+            sim.command_line(getter, &format!("DOWNLOAD {} {name}", sim.peer_addr(from))).unwrap();
+        }
+        sim.run_until_idle();
+        for (name, data) in &files {
+            prop_assert_eq!(sim.fs(getter).downloads.get(name), Some(data));
+        }
+        prop_assert_eq!(sim.fs(getter).downloads.len(), files.len());
+        prop_assert_eq!(sim.open_links(), files.len() + 1);
+        prop_assert!(sim.is_idle());
+    }
+}

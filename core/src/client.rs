@@ -25,8 +25,10 @@ use crate::{ConnId, Transmit};
 /// that never send `ENDSEARCH`; also how long an unterminated line may sit before it is
 /// taken as a whole line, for servers that end replies without `\n`.
 pub const QUIET: Duration = Duration::from_millis(500);
-/// How long the client waits for the first byte of any reply from the index server.
-pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the client waits for a reply from the index server. Replies carry no request
+/// id, so a reply that comes later could be taken for the answer to the next request: past
+/// this time the session is given up instead.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the client is set up.
 #[derive(Debug, Clone)]
@@ -116,6 +118,8 @@ pub enum ClientEvent {
     DownloadStarted {
         name: String,
         peer: PeerAddr,
+        /// The size the server lists, which the download is checked against.
+        size: Option<u64>,
     },
     DownloadDone {
         name: String,
@@ -140,9 +144,20 @@ pub enum ClientEvent {
 #[derive(Debug)]
 enum Pending {
     Join,
-    Create { name: String, size: u64 },
-    Delete { name: String },
-    Search { pattern: String, hits: Vec<SearchHit>, answered: bool },
+    Create {
+        name: String,
+        size: u64,
+    },
+    Delete {
+        name: String,
+    },
+    Search {
+        pattern: String,
+        hits: Vec<SearchHit>,
+        answered: bool,
+        /// A search the client made itself to learn a download's size, not shown.
+        lookup: Option<DownloadId>,
+    },
     Leave,
 }
 
@@ -190,7 +205,9 @@ struct Download {
 enum Role {
     Server,
     /// A peer connected to our file server and has not sent its `GET` yet.
-    Upload { rx: LineBuf },
+    Upload {
+        rx: LineBuf,
+    },
     /// The file is being sent by the driver.
     Serving,
     Download(DownloadId),
@@ -371,9 +388,9 @@ impl Client {
         };
         match (result, wanted) {
             (Err(reason), _) => self.error(format!("cannot share {name}: {reason}")),
-            (Ok(size), Some(w)) if w != size => self.error(format!(
-                "cannot share {name}: it has {size} bytes, not {w}"
-            )),
+            (Ok(size), Some(w)) if w != size => {
+                self.error(format!("cannot share {name}: it has {size} bytes, not {w}"))
+            }
             (Ok(size), _) => {
                 self.share(name.to_owned(), size);
                 self.pump(now);
@@ -392,7 +409,12 @@ impl Client {
     }
 
     /// The result of a [`Command::CommitPart`].
-    pub fn handle_committed(&mut self, now: Instant, download: DownloadId, result: Result<(), String>) {
+    pub fn handle_committed(
+        &mut self,
+        now: Instant,
+        download: DownloadId,
+        result: Result<(), String>,
+    ) {
         let Some(d) = self.downloads.remove(&download) else {
             return;
         };
@@ -414,6 +436,9 @@ impl Client {
 
     /// Wakes the client at or after [`Client::poll_timeout`]; safe to call at any time.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.exit.is_some() {
+            return;
+        }
         let s = &mut self.session;
         if let Some(last) = s.last_rx {
             if now >= last + QUIET && !s.rx.partial().is_empty() {
@@ -425,21 +450,17 @@ impl Client {
         let Some(f) = &self.session.in_flight else {
             return;
         };
-        match &f.what {
-            Pending::Search { answered: true, .. } if now >= f.since + QUIET => {
-                self.complete_search();
+        let answering = matches!(f.what, Pending::Search { answered: true, .. });
+        if answering && now >= f.since + QUIET {
+            self.complete_search();
+        } else if !answering && now >= f.since + REPLY_TIMEOUT {
+            let what = self.session.in_flight.take().map(|f| f.what);
+            if matches!(what, Some(Pending::Leave)) {
+                self.finish_leave();
+            } else {
+                let secs = REPLY_TIMEOUT.as_secs();
+                self.lose_server(format!("the server did not answer within {secs} s"));
             }
-            _ if now >= f.since + REPLY_TIMEOUT && !self.is_answering() => {
-                let what = self.session.in_flight.take().map(|f| f.what);
-                match what {
-                    Some(Pending::Leave) => self.finish_leave(),
-                    Some(Pending::Join) => {
-                        self.lose_server("the server did not confirm JOIN".into())
-                    }
-                    _ => self.error("the server did not answer in time".into()),
-                }
-            }
-            _ => {}
         }
         self.pump(now);
     }
@@ -466,6 +487,7 @@ impl Client {
                     pattern,
                     hits: Vec::new(),
                     answered: false,
+                    lookup: None,
                 });
             }
             UserCommand::Download { peer, name } => self.start_download(now, peer, name),
@@ -506,6 +528,9 @@ impl Client {
     /// When to call [`Client::handle_timeout`] next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.exit.is_some() {
+            return None;
+        }
         let s = &self.session;
         let partial = s
             .last_rx
@@ -552,11 +577,10 @@ impl Client {
         };
         let mut out = Vec::new();
         match &what {
-            Pending::Join => Request::Join {
-                addr: &s.join_text,
+            Pending::Join => Request::Join { addr: &s.join_text }.encode(&mut out),
+            Pending::Create { name, size } => {
+                Request::CreateFile { name, size: *size }.encode(&mut out)
             }
-            .encode(&mut out),
-            Pending::Create { name, size } => Request::CreateFile { name, size: *size }.encode(&mut out),
             Pending::Delete { name } => Request::DeleteFile { name }.encode(&mut out),
             Pending::Search { pattern, .. } => Request::Search { pattern }.encode(&mut out),
             Pending::Leave => Request::Leave.encode(&mut out),
@@ -580,12 +604,12 @@ impl Client {
                     server: self.config.server,
                 });
             }
-            (Pending::Create { name, size }, Reply::ConfirmCreateFile { .. }) => {
+            (Pending::Create { name, size }, Reply::ConfirmCreateFile { name: n }) if n == name => {
                 let (name, size) = (std::mem::take(name), *size);
                 self.session.in_flight = None;
                 self.events.push_back(ClientEvent::Shared { name, size });
             }
-            (Pending::Delete { name }, Reply::ConfirmDeleteFile { .. }) => {
+            (Pending::Delete { name }, Reply::ConfirmDeleteFile { name: n }) if n == name => {
                 let name = std::mem::take(name);
                 self.session.in_flight = None;
                 self.events.push_back(ClientEvent::Unshared { name });
@@ -613,25 +637,24 @@ impl Client {
         }
     }
 
-    /// Whether the server has started answering the request in flight.
-    fn is_answering(&self) -> bool {
-        matches!(
-            self.session.in_flight,
-            Some(InFlight {
-                what: Pending::Search { answered: true, .. },
-                ..
-            })
-        )
-    }
-
     fn complete_search(&mut self) {
         let Some(InFlight {
-            what: Pending::Search { pattern, hits, .. },
+            what:
+                Pending::Search {
+                    pattern,
+                    hits,
+                    lookup,
+                    ..
+                },
             ..
         }) = self.session.in_flight.take()
         else {
             return;
         };
+        if let Some(id) = lookup {
+            self.begin_transfer(id, &hits);
+            return;
+        }
         self.last_hits.clone_from(&hits);
         self.events
             .push_back(ClientEvent::SearchDone { pattern, hits });
@@ -699,33 +722,57 @@ impl Client {
             self.error(format!("{name} is already downloading"));
             return;
         }
-        let expected = self
-            .last_hits
-            .iter()
-            .find(|h| h.name == name && h.peer.parse::<PeerAddr>() == Ok(peer))
-            .map(|h| h.size);
         let id = DownloadId(self.next_download);
         self.next_download += 1;
         let conn = self.new_conn();
-        self.roles.insert(conn, Role::Download(id));
         self.downloads.insert(
             id,
             Download {
                 conn,
                 name: name.clone(),
                 peer,
-                expected,
+                expected: None,
                 received: 0,
                 started: now,
             },
         );
+        let known = self.last_hits.iter().any(|h| h.name == name);
+        if known || self.session.link != Link::Up {
+            let hits = std::mem::take(&mut self.last_hits);
+            self.begin_transfer(id, &hits);
+            self.last_hits = hits;
+        } else {
+            // Classic transfers end with a close, so only the size the server lists tells a
+            // whole file from a cut one: ask for it first.
+            self.session.queue.push_back(Pending::Search {
+                pattern: name,
+                hits: Vec::new(),
+                answered: false,
+                lookup: Some(id),
+            });
+        }
+    }
+
+    /// Opens the partial file and connects to the peer, expecting the size `hits` list
+    /// for this file at this peer.
+    fn begin_transfer(&mut self, id: DownloadId, hits: &[SearchHit]) {
+        let Some(d) = self.downloads.get_mut(&id) else {
+            return;
+        };
+        d.expected = hits
+            .iter()
+            .find(|h| h.name == d.name && h.peer.parse::<PeerAddr>() == Ok(d.peer))
+            .map(|h| h.size);
+        let (conn, name, peer, size) = (d.conn, d.name.clone(), d.peer, d.expected);
+        self.roles.insert(conn, Role::Download(id));
         self.commands.push_back(Command::CreatePart {
             download: id,
             path: self.part_path(&name),
         });
-        self.commands.push_back(Command::Connect { conn, addr: peer.0 });
+        self.commands
+            .push_back(Command::Connect { conn, addr: peer.0 });
         self.events
-            .push_back(ClientEvent::DownloadStarted { name, peer });
+            .push_back(ClientEvent::DownloadStarted { name, peer, size });
     }
 
     /// Where a download is written until it is complete.
@@ -743,7 +790,10 @@ impl Client {
             let (conn, expected) = (d.conn, d.expected.unwrap_or_default());
             self.roles.remove(&conn);
             self.commands.push_back(Command::Close { conn });
-            self.fail_download(id, format!("the peer sent more than the {expected} bytes advertised"));
+            self.fail_download(
+                id,
+                format!("the peer sent more than the {expected} bytes advertised"),
+            );
             return;
         }
         self.commands.push_back(Command::WritePart {
@@ -769,7 +819,8 @@ impl Client {
             }
             _ => {
                 let dest = self.config.downloads_dir.join(&d.name);
-                self.commands.push_back(Command::CommitPart { download: id, dest });
+                self.commands
+                    .push_back(Command::CommitPart { download: id, dest });
             }
         }
     }
@@ -823,7 +874,14 @@ impl fmt::Display for ClientEvent {
                 }
                 Ok(())
             }
-            Self::DownloadStarted { name, peer } => write!(f, "downloading {name} from {peer}"),
+            Self::DownloadStarted { name, peer, size } => match size {
+                Some(size) => write!(f, "downloading {name} from {peer} ({size} bytes)"),
+                None => write!(
+                    f,
+                    "downloading {name} from {peer} (the server does not list it there, so \
+                     its size is unknown and a cut transfer cannot be told from a whole one)"
+                ),
+            },
             Self::DownloadDone {
                 name,
                 bytes,

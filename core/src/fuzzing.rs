@@ -13,7 +13,7 @@
 //! - [`get_request`]: `GET` lines parse without panicking and their ranges clamp inside the
 //!   file.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -432,6 +432,8 @@ struct Peer {
     searching: Option<Searching>,
     rx: Vec<u8>,
     left_events: usize,
+    /// Bytes received since the last comparison with the model.
+    got: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -450,6 +452,7 @@ struct Harness {
     to_close: Vec<ConnId>,
     creates: usize,
     max_results: usize,
+    model: Model,
 }
 
 /// The first line of a server input written as a readable session script (see [`server`]).
@@ -515,18 +518,20 @@ fn run_server(data: &[u8]) -> Harness {
 
 impl Harness {
     fn new(config: ServerConfig) -> Self {
+        let config_copy = config.clone();
         // The server ignores time; one reading serves the whole run.
         #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
         Self {
             now,
             max_results: config.max_results,
-            server: Server::new(now, config),
+            server: Server::new(now, config_copy),
             peers: Vec::new(),
             ids: Vec::new(),
             ips: BTreeSet::new(),
             to_close: Vec::new(),
             creates: 0,
+            model: Model::new(config.max_line, config.max_results),
         }
     }
 
@@ -585,6 +590,7 @@ impl Harness {
         self.ips.insert(addr.ip().to_canonical());
         self.ids.push(id);
         self.peers.push(Peer::default());
+        self.model.accept(addr.ip());
     }
 
     fn flush(&mut self) {
@@ -670,6 +676,7 @@ impl Harness {
         }
         assert_eq!(result, Ok(()), "bytes on open {id:?} refused");
         p.newlines += data.iter().filter(|&&b| b == b'\n').count();
+        self.model.bytes(k, data);
         self.drain();
     }
 
@@ -678,6 +685,7 @@ impl Harness {
         self.server.handle_closed(self.now, id);
         self.peers[k].closed = true;
         self.to_close.retain(|&c| c != id);
+        self.model.closed(k);
         self.drain();
     }
 
@@ -707,6 +715,7 @@ impl Harness {
             assert!(!t.data.is_empty(), "an empty transmit");
             assert_eq!(t.data.last(), Some(&b'\n'), "a transmit ends mid-line");
             self.peers[k].rx.extend_from_slice(&t.data);
+            self.peers[k].got.extend_from_slice(&t.data);
             self.read_replies(k);
         }
         while let Some(id) = self.server.poll_close() {
@@ -808,7 +817,36 @@ impl Harness {
         assert_eq!(p.searching, None, "a search reply split across transmits");
     }
 
-    fn check(&self) {
+    fn check(&mut self) {
+        // The replies and closes are those of the reference model, byte for byte.
+        for (k, p) in self.peers.iter_mut().enumerate() {
+            let want = std::mem::take(&mut self.model.conns[k].expect);
+            let got = std::mem::take(&mut p.got);
+            assert!(
+                got == want,
+                "{:?} got {:?}, the model says {:?}",
+                self.ids[k],
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+            assert_eq!(
+                p.close_asked, self.model.conns[k].close,
+                "{:?}: close asked by the server / by the model",
+                self.ids[k]
+            );
+        }
+        // The index holds the model's files, in the model's order.
+        let mut files = Vec::new();
+        self.server.index().search("", usize::MAX, |hit| {
+            files.push((hit.name.to_owned(), hit.size, hit.peer));
+        });
+        let want: Vec<_> = self
+            .model
+            .files
+            .values()
+            .map(|f| (f.name.clone(), f.size, f.peer))
+            .collect();
+        assert_eq!(files, want, "the index and the model disagree");
         self.server.index().check_invariants();
         assert!(self.server.index().len() <= self.creates);
         let open = self.peers.iter().filter(|p| !p.closed).count();
@@ -822,6 +860,178 @@ impl Harness {
             .index()
             .search("", self.max_results, |_| capped += 1);
         assert_eq!(capped, all.min(self.max_results));
+    }
+}
+
+/// A reference model of the index server, written as plainly as possible: it frames bytes
+/// one at a time and keeps the shared files in one ordered list. It says what the server
+/// must reply, byte for byte, when it must ask for a close, and what its index holds.
+struct Model {
+    max_line: usize,
+    max_results: usize,
+    conns: Vec<ModelConn>,
+    /// Every shared file by registration number: the search order.
+    files: BTreeMap<u64, ModelFile>,
+    next_seq: u64,
+}
+
+struct ModelConn {
+    ip: IpAddr,
+    state: ModelState,
+    line: Vec<u8>,
+    /// Dropping the rest of an overlong line.
+    skipping: bool,
+    /// Replies due and not yet compared.
+    expect: Vec<u8>,
+    /// The server must have asked to close the connection.
+    close: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ModelState {
+    AwaitingJoin,
+    Joined(PeerAddr),
+    /// Refused or left: bytes are ignored until the driver closes it.
+    Closing,
+    Closed,
+}
+
+struct ModelFile {
+    conn: usize,
+    name: String,
+    size: u64,
+    peer: PeerAddr,
+}
+
+impl Model {
+    fn new(max_line: usize, max_results: usize) -> Self {
+        Self {
+            max_line,
+            max_results,
+            conns: Vec::new(),
+            files: BTreeMap::new(),
+            next_seq: 0,
+        }
+    }
+
+    fn accept(&mut self, ip: IpAddr) {
+        self.conns.push(ModelConn {
+            ip: ip.to_canonical(),
+            state: ModelState::AwaitingJoin,
+            line: Vec::new(),
+            skipping: false,
+            expect: Vec::new(),
+            close: false,
+        });
+    }
+
+    fn bytes(&mut self, k: usize, data: &[u8]) {
+        for &b in data {
+            let c = &mut self.conns[k];
+            if matches!(c.state, ModelState::Closing | ModelState::Closed) {
+                return;
+            }
+            if c.skipping {
+                c.skipping = b != b'\n';
+            } else if b == b'\n' {
+                let line = std::mem::take(&mut c.line);
+                self.line(k, Ok(&line));
+            } else {
+                c.line.push(b);
+                // A line and its `\n` must fit in `max_line`.
+                if c.line.len() >= self.max_line {
+                    c.line.clear();
+                    c.skipping = true;
+                    self.line(k, Err(ParseError::TooLong));
+                }
+            }
+        }
+    }
+
+    fn line(&mut self, k: usize, line: Result<&[u8], ParseError>) {
+        let request = match line {
+            Err(e) => Err(e),
+            Ok(mut line) => {
+                while let [rest @ .., b'\r'] = line {
+                    line = rest;
+                }
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    return;
+                }
+                std::str::from_utf8(line)
+                    .map_err(|_| ParseError::NotUtf8)
+                    .and_then(Request::parse)
+            }
+        };
+        let ip = self.conns[k].ip;
+        let state = self.conns[k].state;
+        let mut out = String::new();
+        match (state, request) {
+            (ModelState::AwaitingJoin | ModelState::Joined(_), Ok(Request::Join { addr })) => {
+                let peer = PeerAddr::from_join(ip, addr);
+                self.conns[k].state = ModelState::Joined(peer);
+                // A repeated JOIN moves the files already shared to the new address.
+                for f in self.files.values_mut().filter(|f| f.conn == k) {
+                    f.peer = peer;
+                }
+                out.push_str("CONFIRMJOIN\n");
+            }
+            (ModelState::AwaitingJoin, _) => {
+                self.conns[k].state = ModelState::Closing;
+                self.conns[k].close = true;
+            }
+            (ModelState::Joined(_), Err(_)) => {}
+            (ModelState::Joined(peer), Ok(Request::CreateFile { name, size })) => {
+                let mine = self
+                    .files
+                    .values_mut()
+                    .find(|f| f.conn == k && f.name == name);
+                match mine {
+                    Some(f) => {
+                        f.size = size;
+                        f.peer = peer;
+                    }
+                    None => {
+                        let file = ModelFile {
+                            conn: k,
+                            name: name.to_owned(),
+                            size,
+                            peer,
+                        };
+                        self.files.insert(self.next_seq, file);
+                        self.next_seq += 1;
+                    }
+                }
+                out = format!("CONFIRMCREATEFILE {name}\n");
+            }
+            (ModelState::Joined(_), Ok(Request::DeleteFile { name })) => {
+                self.files.retain(|_, f| !(f.conn == k && f.name == name));
+                out = format!("CONFIRMDELETEFILE {name}\n");
+            }
+            (ModelState::Joined(_), Ok(Request::Search { pattern })) => {
+                let hits = self.files.values().filter(|f| f.name.contains(pattern));
+                for f in hits.take(self.max_results) {
+                    out.push_str(&format!("FILE {} {} {}\n", f.name, f.peer, f.size));
+                }
+                if out.is_empty() {
+                    out.push_str("NORESULT\n");
+                }
+                out.push_str("ENDSEARCH\n");
+            }
+            (ModelState::Joined(_), Ok(Request::Leave)) => {
+                out.push_str("CONFIRMLEAVE\n");
+                self.files.retain(|_, f| f.conn != k);
+                self.conns[k].state = ModelState::Closing;
+                self.conns[k].close = true;
+            }
+            (ModelState::Closing | ModelState::Closed, _) => {}
+        }
+        self.conns[k].expect.extend_from_slice(out.as_bytes());
+    }
+
+    fn closed(&mut self, k: usize) {
+        self.files.retain(|_, f| f.conn != k);
+        self.conns[k].state = ModelState::Closed;
     }
 }
 

@@ -72,6 +72,20 @@ impl Index {
         );
     }
 
+    /// Moves every file of `owner` to `peer` (its file server moved).
+    pub fn set_peer(&mut self, owner: OwnerId, peer: PeerAddr) {
+        for seq in self
+            .owners
+            .get(&owner)
+            .into_iter()
+            .flat_map(BTreeMap::values)
+        {
+            if let Some(e) = self.entries.get_mut(seq) {
+                e.peer = peer;
+            }
+        }
+    }
+
     /// Stops sharing `name` from `owner`; returns whether it was shared.
     pub fn unregister(&mut self, owner: OwnerId, name: &str) -> bool {
         let Some(files) = self.owners.get_mut(&owner) else {
@@ -151,7 +165,9 @@ mod tests {
 
     fn names(ix: &Index, pattern: &str) -> Vec<String> {
         let mut out = Vec::new();
-        ix.search(pattern, usize::MAX, |h| out.push(format!("{}@{}", h.name, h.peer)));
+        ix.search(pattern, usize::MAX, |h| {
+            out.push(format!("{}@{}", h.name, h.peer))
+        });
         out
     }
 

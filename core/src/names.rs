@@ -40,7 +40,17 @@ mod tests {
         for ok in ["a.txt", "my file.mp3", "ação.ogg", "...", ".hidden"] {
             assert_eq!(check_file_name(ok), Ok(()), "{ok}");
         }
-        for bad in ["", ".", "..", "../x", "/etc/passwd", "a\\b", "a\0b", "a\nb", "C:\\x"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "/etc/passwd",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+            "C:\\x",
+        ] {
             assert!(check_file_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -36,7 +36,10 @@ impl Default for ServerConfig {
 /// Something that happened, for logs and tests; nothing needs to act on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerEvent {
-    Joined { conn: ConnId, peer: PeerAddr },
+    Joined {
+        conn: ConnId,
+        peer: PeerAddr,
+    },
     /// The connection is gone and its files with it.
     Left {
         conn: ConnId,
@@ -44,7 +47,10 @@ pub enum ServerEvent {
         reason: LeaveReason,
     },
     /// A line was not understood; it got no reply.
-    BadLine { conn: ConnId, error: ParseError },
+    BadLine {
+        conn: ConnId,
+        error: ParseError,
+    },
 }
 
 /// Why a connection ended.
@@ -66,7 +72,9 @@ pub struct UnknownConn(pub ConnId);
 #[derive(Debug)]
 enum State {
     AwaitingJoin,
-    Joined { peer: PeerAddr },
+    Joined {
+        peer: PeerAddr,
+    },
     /// Replied to `LEAVE` (or refused the connection); waiting for the driver to close it.
     Closing,
 }
@@ -248,6 +256,7 @@ impl Server {
             (State::Joined { .. }, Ok(Request::Join { addr })) => {
                 // A repeated JOIN may move the client's file server; its files follow.
                 let peer = PeerAddr::from_join(c.ip, addr);
+                index.set_peer(c.owner, peer);
                 *c.state = State::Joined { peer };
                 Reply::ConfirmJoin.encode(c.tx);
                 Outcome::Joined(peer)

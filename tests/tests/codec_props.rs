@@ -229,12 +229,13 @@ fn messages_via_decode<T>(reads: &[&[u8]], decode: impl Fn(&[u8]) -> Decoded<T>)
     out
 }
 
-/// Whether `GET name start` also reads as `GET name' start' start` (a range of `name'`).
+/// Whether `GET name start` also reads as `GET name' start' start`: a range of `name'`
+/// (only when that range does not end before it starts).
 fn get_is_ambiguous(name: &str, range: ByteRange) -> bool {
     range.end.is_none()
-        && name
-            .rsplit_once(' ')
-            .is_some_and(|(head, tail)| !head.is_empty() && parse_size(tail).is_ok())
+        && name.rsplit_once(' ').is_some_and(|(head, tail)| {
+            !head.is_empty() && parse_size(tail).is_ok_and(|start| start <= range.start)
+        })
 }
 
 proptest! {

@@ -45,7 +45,10 @@ fn replay(name: &str, target: fn(&[u8])) -> usize {
     );
     corpus
         .iter()
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("seed-")))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("seed-"))
+        })
         .count()
 }
 
@@ -61,5 +64,8 @@ fn server_corpus() {
 
 #[test]
 fn get_request_corpus() {
-    assert!(replay("get_request", fuzzing::get_request) > 0, "no get_request seeds");
+    assert!(
+        replay("get_request", fuzzing::get_request) > 0,
+        "no get_request seeds"
+    );
 }

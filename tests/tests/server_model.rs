@@ -202,8 +202,10 @@ impl Model {
             (ConnState::AwaitingJoin, Line::Join(j))
             | (ConnState::Joined { .. }, Line::Join(j)) => {
                 let peer = Self::peer(&ip, JOIN_TEXTS[*j].1);
-                // The files already shared keep the address they were shared with; only
-                // later CREATEFILEs use the new one.
+                // A repeated JOIN moves the files already shared to the new address.
+                for e in self.entries.values_mut().filter(|e| e.owner == conn) {
+                    e.peer = peer.clone();
+                }
                 self.conns
                     .insert(conn, (ip, ConnState::Joined { peer: peer.clone() }));
                 self.events.push(Event::Joined(conn, peer));

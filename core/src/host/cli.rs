@@ -100,9 +100,10 @@ pub fn ask_mode(input: &mut impl BufRead, output: &mut impl Write) -> io::Result
         let answer = ask("Run as server or client? (servidor/cliente): ", output)?;
         match answer.to_lowercase().as_str() {
             "server" | "servidor" | "s" => {
-                return Ok(Mode::Server(ServerArgs::new(
-                    SocketAddr::from(([0, 0, 0, 0], crate::wire::CLASSIC_SERVER_PORT)),
-                )))
+                return Ok(Mode::Server(ServerArgs::new(SocketAddr::from((
+                    [0, 0, 0, 0],
+                    crate::wire::CLASSIC_SERVER_PORT,
+                )))))
             }
             "client" | "cliente" | "c" => {
                 let server = ask("Server address (ip[:port]): ", output)?;

@@ -92,7 +92,10 @@ impl Upload {
     /// an empty upload (the peer sees a close with no bytes, the classic error signal).
     pub fn open(path: &Path, range: ByteRange) -> io::Result<Self> {
         if !fs::symlink_metadata(path)?.is_file() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
         }
         let mut file = File::open(path)?;
         let len = file.metadata()?.len();
@@ -235,9 +238,27 @@ mod tests {
                 out.extend(c);
             }
         };
-        assert_eq!(collect(ByteRange { start: 2, end: Some(4) }), b"234");
-        assert_eq!(collect(ByteRange { start: 7, end: None }), b"789");
-        assert_eq!(collect(ByteRange { start: 11, end: None }), b"");
+        assert_eq!(
+            collect(ByteRange {
+                start: 2,
+                end: Some(4)
+            }),
+            b"234"
+        );
+        assert_eq!(
+            collect(ByteRange {
+                start: 7,
+                end: None
+            }),
+            b"789"
+        );
+        assert_eq!(
+            collect(ByteRange {
+                start: 11,
+                end: None
+            }),
+            b""
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -53,7 +53,9 @@ pub struct GetLine<'a> {
 impl<'a> GetLine<'a> {
     /// Parses one line (without its terminator).
     pub fn parse(line: &'a str) -> Result<Self, ParseError> {
-        let rest = line.strip_prefix("GET ").ok_or(ParseError::UnknownCommand)?;
+        let rest = line
+            .strip_prefix("GET ")
+            .ok_or(ParseError::UnknownCommand)?;
         let (head, last) = rest.rsplit_once(' ').ok_or(ParseError::MissingField)?;
         if head.is_empty() {
             return Err(ParseError::MissingField);
@@ -61,7 +63,8 @@ impl<'a> GetLine<'a> {
         let single = parse_range(last).map(|range| Get { name: head, range });
         let pair = head.rsplit_once(' ').and_then(|(name, start)| {
             let (start, end) = (parse_size(start).ok()?, parse_size(last).ok()?);
-            (!name.is_empty()).then_some(Get {
+            // `GET track 1 0` cannot mean bytes 1..=0 of `track`: it is `track 1` from 0.
+            (!name.is_empty() && start <= end).then_some(Get {
                 name,
                 range: ByteRange {
                     start,
@@ -141,23 +144,79 @@ mod tests {
     fn two_numbers_have_two_readings() {
         let l = GetLine::parse("GET track 1 20").unwrap();
         let all: Vec<_> = l.readings().collect();
-        assert_eq!(all, vec![get("track", 1, Some(20)), get("track 1", 20, None)]);
+        assert_eq!(
+            all,
+            vec![get("track", 1, Some(20)), get("track 1", 20, None)]
+        );
+        let l = GetLine::parse("GET track 1 0").unwrap();
+        let all: Vec<_> = l.readings().collect();
+        assert_eq!(all, vec![get("track 1", 0, None)]);
     }
 
     #[test]
     fn bad_requests() {
-        for l in ["GET", "GET a", "GET  1", "GET a x", "GET a -5", "GET a 1-x", "PUT a 0"] {
+        for l in [
+            "GET",
+            "GET a",
+            "GET  1",
+            "GET a x",
+            "GET a -5",
+            "GET a 1-x",
+            "PUT a 0",
+        ] {
             assert!(GetLine::parse(l).is_err(), "{l}");
         }
     }
 
     #[test]
     fn clamp_is_inclusive_and_bounded() {
-        assert_eq!(ByteRange { start: 0, end: Some(9) }.clamp(100), Some((0, 10)));
-        assert_eq!(ByteRange { start: 90, end: None }.clamp(100), Some((90, 100)));
-        assert_eq!(ByteRange { start: 100, end: None }.clamp(100), Some((100, 100)));
-        assert_eq!(ByteRange { start: 101, end: None }.clamp(100), None);
-        assert_eq!(ByteRange { start: 5, end: Some(4) }.clamp(100), None);
-        assert_eq!(ByteRange { start: 0, end: Some(u64::MAX) }.clamp(7), Some((0, 7)));
+        assert_eq!(
+            ByteRange {
+                start: 0,
+                end: Some(9)
+            }
+            .clamp(100),
+            Some((0, 10))
+        );
+        assert_eq!(
+            ByteRange {
+                start: 90,
+                end: None
+            }
+            .clamp(100),
+            Some((90, 100))
+        );
+        assert_eq!(
+            ByteRange {
+                start: 100,
+                end: None
+            }
+            .clamp(100),
+            Some((100, 100))
+        );
+        assert_eq!(
+            ByteRange {
+                start: 101,
+                end: None
+            }
+            .clamp(100),
+            None
+        );
+        assert_eq!(
+            ByteRange {
+                start: 5,
+                end: Some(4)
+            }
+            .clamp(100),
+            None
+        );
+        assert_eq!(
+            ByteRange {
+                start: 0,
+                end: Some(u64::MAX)
+            }
+            .clamp(7),
+            Some((0, 7))
+        );
     }
 }

@@ -15,10 +15,19 @@ use super::line::{decode_line, LineError};
 pub enum Request<'a> {
     /// `JOIN <addr>`: `addr` is free text (an IP, a host name, `ip:port`); the server only
     /// looks at it for a file-server port (see PROTOCOL.md).
-    Join { addr: &'a str },
-    CreateFile { name: &'a str, size: u64 },
-    DeleteFile { name: &'a str },
-    Search { pattern: &'a str },
+    Join {
+        addr: &'a str,
+    },
+    CreateFile {
+        name: &'a str,
+        size: u64,
+    },
+    DeleteFile {
+        name: &'a str,
+    },
+    Search {
+        pattern: &'a str,
+    },
     Leave,
 }
 
@@ -27,10 +36,18 @@ pub enum Request<'a> {
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Reply<'a> {
     ConfirmJoin,
-    ConfirmCreateFile { name: &'a str },
-    ConfirmDeleteFile { name: &'a str },
+    ConfirmCreateFile {
+        name: &'a str,
+    },
+    ConfirmDeleteFile {
+        name: &'a str,
+    },
     /// One search match: `peer` is `ip` or `ip:port` (see PROTOCOL.md).
-    File { name: &'a str, peer: &'a str, size: u64 },
+    File {
+        name: &'a str,
+        peer: &'a str,
+        size: u64,
+    },
     NoResult,
     EndSearch,
     ConfirmLeave,
@@ -295,6 +312,9 @@ mod tests {
         buf.extend_from_slice(b"\nLEAVE\n");
         let err = Request::decode(&buf).unwrap_err();
         assert_eq!(err, (ParseError::TooLong, super::super::MAX_LINE + 11));
-        assert_eq!(Request::decode(&buf[err.1..]), Ok(Some((Request::Leave, 6))));
+        assert_eq!(
+            Request::decode(&buf[err.1..]),
+            Ok(Some((Request::Leave, 6)))
+        );
     }
 }

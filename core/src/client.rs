@@ -465,6 +465,21 @@ impl Client {
         self.pump(now);
     }
 
+    /// Carries out a line the user typed; `None` is the end of input, which leaves the
+    /// network. A line that is not a command is answered with the error and the help.
+    pub fn handle_input(&mut self, now: Instant, line: Option<&str>) {
+        let Some(line) = line else {
+            return self.command(now, UserCommand::Leave);
+        };
+        match UserCommand::parse(line) {
+            Ok(cmd) => self.command(now, cmd),
+            Err(e) => {
+                self.error(e.to_string());
+                self.events.push_back(ClientEvent::Help);
+            }
+        }
+    }
+
     /// Carries out a user command.
     pub fn command(&mut self, now: Instant, cmd: UserCommand) {
         if self.exit.is_some() || self.session.leaving {

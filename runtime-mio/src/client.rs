@@ -3,17 +3,13 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::process::ExitCode;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
 
 use mio::{Events, Interest, Poll, Token, Waker};
-use napshare_core::client::{Client, ClientConfig, ClientEvent, Command};
-use napshare_core::command::{UserCommand, HELP};
-use napshare_core::host::cli::ClientArgs;
-use napshare_core::host::{bind_peer_listener, resolve_server, scan_shared, spawn_stdin_reader};
-use napshare_core::host::{Disk, Upload};
+use napshare_core::client::{Client, ClientConfig, ClientEvent, Command, SharedFile};
+use napshare_core::host::{spawn_stdin_reader, Disk, Upload};
 use napshare_core::ConnId;
 
 use crate::conn::{Conn, ReadEnd};
@@ -30,40 +26,11 @@ struct Io {
 }
 
 /// Runs a client until it leaves (status 0) or loses the server (status 1).
-pub fn run(args: &ClientArgs) -> Result<ExitCode, String> {
-    let server = resolve_server(&args.server)
-        .map_err(|e| format!("cannot resolve server {}: {e}", args.server))?;
-    let (listener, fell_back) = bind_peer_listener(args.peer_listen)
-        .map_err(|e| format!("cannot start the file server: {e}"))?;
-    let peer_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    if fell_back {
-        println!("port 1235 is taken; file server listening on {peer_addr}");
-    } else {
-        println!("file server listening on {peer_addr}");
-    }
-    let (files, skipped) = scan_shared(&args.shared)
-        .map_err(|e| format!("cannot read shared folder {}: {e}", args.shared.display()))?;
-    for path in skipped {
-        println!("not sharing {}: its name cannot be shared", path.display());
-    }
-    std::fs::create_dir_all(&args.downloads).map_err(|e| {
-        format!("cannot create downloads folder {}: {e}", args.downloads.display())
-    })?;
-    let config = ClientConfig {
-        server,
-        shared_dir: args.shared.clone(),
-        downloads_dir: args.downloads.clone(),
-        peer_port: peer_addr.port(),
-    };
-    let status = event_loop(listener, config, files).map_err(|e| e.to_string())?;
-    Ok(ExitCode::from(status))
-}
-
-fn event_loop(
+pub fn run(
     listener: std::net::TcpListener,
     config: ClientConfig,
-    files: Vec<napshare_core::client::SharedFile>,
-) -> io::Result<u8> {
+    files: Vec<SharedFile>,
+) -> io::Result<i32> {
     listener.set_nonblocking(true)?;
     let mut listener = mio::net::TcpListener::from_std(listener);
     let poll = Poll::new()?;
@@ -96,7 +63,7 @@ fn event_loop(
                 LISTENER => io.accept_all(&listener, &mut client, now),
                 WAKER => {
                     while let Ok(line) = lines.try_recv() {
-                        user_line(&mut client, now, line);
+                        client.handle_input(now, line.as_deref());
                         io.drain(&mut client, now);
                     }
                 }
@@ -114,19 +81,7 @@ fn event_loop(
     for (_, mut conn) in io.conns.drain() {
         let _ = conn.flush();
     }
-    Ok(client.exit_status().unwrap_or(1).clamp(0, 255) as u8)
-}
-
-/// A line from standard input (`None` at its end, which leaves the network).
-fn user_line(client: &mut Client, now: Instant, line: Option<String>) {
-    let Some(line) = line else {
-        client.command(now, UserCommand::Leave);
-        return;
-    };
-    match UserCommand::parse(&line) {
-        Ok(cmd) => client.command(now, cmd),
-        Err(e) => println!("error: {e}\n{HELP}"),
-    }
+    Ok(client.exit_status().unwrap_or(1))
 }
 
 impl Io {
@@ -270,7 +225,11 @@ impl Io {
             Ok(done) => !(done && conn.closing),
             Err(_) => false,
         };
-        if keep && conn.update_interest(self.poll.registry(), token(id)).is_ok() {
+        if keep
+            && conn
+                .update_interest(self.poll.registry(), token(id))
+                .is_ok()
+        {
             return;
         }
         self.conns.remove(&id);

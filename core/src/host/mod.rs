@@ -8,7 +8,9 @@
 
 pub mod cli;
 mod disk;
+mod run;
 mod stdin;
 
 pub use disk::{bind_peer_listener, resolve_server, scan_shared, Disk, Upload};
+pub use run::{main, Runtime};
 pub use stdin::spawn_stdin_reader;

@@ -1,0 +1,95 @@
+//! What a `napshare` process does around its event loop, written once for every runtime:
+//! parse the command line, bind the listeners, scan the shared folder, report, exit.
+
+use std::io;
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+use crate::client::{ClientConfig, SharedFile};
+use crate::server::ServerConfig;
+
+use super::cli::{ask_mode, Cli, ClientArgs, Mode, ServerArgs};
+use super::{bind_peer_listener, resolve_server, scan_shared};
+
+/// An event loop that can drive the core's state machines.
+pub trait Runtime {
+    /// Serves clients on `listener` until the process is stopped.
+    fn run_server(listener: TcpListener, config: ServerConfig) -> io::Result<()>;
+
+    /// Runs a client whose file server is `listener`; returns its exit status
+    /// ([`crate::client::Client::exit_status`]).
+    fn run_client(
+        listener: TcpListener,
+        config: ClientConfig,
+        files: Vec<SharedFile>,
+    ) -> io::Result<i32>;
+}
+
+/// The whole `napshare` command on runtime `R`; `bin` is the name it was installed under.
+pub fn main<R: Runtime>(bin: &'static str) -> ExitCode {
+    let mode = match Cli::from_env(bin).mode {
+        Some(mode) => mode,
+        None => match ask_mode(&mut io::stdin().lock(), &mut io::stdout()) {
+            Ok(mode) => mode,
+            Err(e) => return fail(bin, &e.to_string()),
+        },
+    };
+    let result = match mode {
+        Mode::Server(args) => server::<R>(&args),
+        Mode::Client(args) => client::<R>(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => fail(bin, &e),
+    }
+}
+
+fn fail(bin: &str, msg: &str) -> ExitCode {
+    eprintln!("{bin}: {msg}");
+    ExitCode::FAILURE
+}
+
+fn server<R: Runtime>(args: &ServerArgs) -> Result<ExitCode, String> {
+    let listener = TcpListener::bind(args.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("napshare server listening on {addr}");
+    let config = ServerConfig {
+        max_results: args.max_results,
+        ..ServerConfig::default()
+    };
+    R::run_server(listener, config).map_err(|e| format!("server stopped: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn client<R: Runtime>(args: &ClientArgs) -> Result<ExitCode, String> {
+    let server = resolve_server(&args.server)
+        .map_err(|e| format!("cannot resolve server {}: {e}", args.server))?;
+    let (listener, fell_back) = bind_peer_listener(args.peer_listen)
+        .map_err(|e| format!("cannot start the file server: {e}"))?;
+    let peer_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if fell_back {
+        println!("port 1235 is taken; file server listening on {peer_addr}");
+    } else {
+        println!("file server listening on {peer_addr}");
+    }
+    let (files, skipped) = scan_shared(&args.shared)
+        .map_err(|e| format!("cannot read shared folder {}: {e}", args.shared.display()))?;
+    for path in skipped {
+        println!("not sharing {}: its name cannot be shared", path.display());
+    }
+    std::fs::create_dir_all(&args.downloads).map_err(|e| {
+        format!(
+            "cannot create downloads folder {}: {e}",
+            args.downloads.display()
+        )
+    })?;
+    let config = ClientConfig {
+        server,
+        shared_dir: args.shared.clone(),
+        downloads_dir: args.downloads.clone(),
+        peer_port: peer_addr.port(),
+    };
+    let status = R::run_client(listener, config, files).map_err(|e| e.to_string())?;
+    Ok(ExitCode::from(status.clamp(0, 255) as u8))
+}

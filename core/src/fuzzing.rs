@@ -7,9 +7,10 @@
 //!
 //! - [`codec`]: the line framing and message parsers agree with themselves however the
 //!   bytes are split, and everything that decodes re-encodes to the same message.
-//! - [`server`]: the index server, driven by several connections, keeps its index
-//!   consistent, only ever sends well-formed replies that were asked for, and forgets every
-//!   file once every connection is closed.
+//! - [`server`]: the index server, driven by several connections, replies byte for byte
+//!   as a plain reference model says, keeps its index consistent and equal to the model's,
+//!   only ever sends well-formed replies that were asked for, and forgets every file once
+//!   every connection is closed.
 //! - [`get_request`]: `GET` lines parse without panicking and their ranges clamp inside the
 //!   file.
 
@@ -70,8 +71,7 @@ pub fn codec(data: &[u8]) {
     );
     assert_eq!(
         a,
-        parse_lines(&framed.lines, |l| Request::parse(l)
-            .map(|m| format!("{m:?}"))),
+        parse_lines(&framed.lines, parse_request),
         "Request::decode and LineBuf + Request::parse disagree"
     );
     round_trip!(Request, data);
@@ -84,7 +84,7 @@ pub fn codec(data: &[u8]) {
     );
     assert_eq!(
         a,
-        parse_lines(&framed.lines, |l| Reply::parse(l).map(|m| format!("{m:?}"))),
+        parse_lines(&framed.lines, parse_reply),
         "Reply::decode and LineBuf + Reply::parse disagree"
     );
     round_trip!(Reply, data);
@@ -142,6 +142,14 @@ fn decode_reply(buf: &[u8]) -> Decoded {
     Reply::decode(buf).map(|o| o.map(|(m, n)| (format!("{m:?}"), n)))
 }
 
+fn parse_request(line: &str) -> Result<String, ParseError> {
+    Request::parse(line).map(|m| format!("{m:?}"))
+}
+
+fn parse_reply(line: &str) -> Result<String, ParseError> {
+    Reply::parse(line).map(|m| format!("{m:?}"))
+}
+
 /// Decodes a stream that arrives in `chunks` the way a careful caller of `decode` would:
 /// append, decode until `Ok(None)`, drop what was used; after an overlong line whose end
 /// has not arrived, drop bytes up to its `\n` as they come.
@@ -187,7 +195,6 @@ fn decode_stream(
             buf.drain(..used);
             if skip {
                 skipping = true;
-                buf.clear();
                 break;
             }
         }
@@ -199,7 +206,7 @@ fn decode_stream(
 /// checked for UTF-8 and parsed.
 fn parse_lines(
     lines: &[Result<Vec<u8>, LineError>],
-    parse: impl Fn(&str) -> Result<String, ParseError>,
+    parse: fn(&str) -> Result<String, ParseError>,
 ) -> Vec<Result<String, ParseError>> {
     let mut out = Vec::new();
     for line in lines {
@@ -208,7 +215,7 @@ fn parse_lines(
             Ok(l) if l.iter().all(u8::is_ascii_whitespace) => continue,
             Ok(l) => std::str::from_utf8(l)
                 .map_err(|_| ParseError::NotUtf8)
-                .and_then(&parse),
+                .and_then(parse),
         };
         out.push(parsed);
     }

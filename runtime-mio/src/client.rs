@@ -27,12 +27,11 @@ struct Io {
 
 /// Runs a client until it leaves (status 0) or loses the server (status 1).
 pub fn run(
-    listener: std::net::TcpListener,
+    listener: mio::net::TcpListener,
     config: ClientConfig,
     files: Vec<SharedFile>,
 ) -> io::Result<i32> {
-    listener.set_nonblocking(true)?;
-    let mut listener = mio::net::TcpListener::from_std(listener);
+    let mut listener = listener;
     let poll = Poll::new()?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;

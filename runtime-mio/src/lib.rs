@@ -2,10 +2,11 @@
 //! process in it. The protocol lives in napshare-core; this crate moves bytes.
 
 use std::io;
-use std::net::TcpListener;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use mio::net::TcpListener;
 use mio::{Events, Poll, Token};
 use napshare_core::client::{ClientConfig, SharedFile};
 use napshare_core::host::Runtime;
@@ -20,6 +21,16 @@ mod server;
 pub struct Mio;
 
 impl Runtime for Mio {
+    type Listener = TcpListener;
+
+    fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+        TcpListener::bind(addr)
+    }
+
+    fn local_addr(listener: &TcpListener) -> io::Result<SocketAddr> {
+        listener.local_addr()
+    }
+
     fn run_server(listener: TcpListener, config: ServerConfig) -> io::Result<()> {
         server::run(listener, config)
     }

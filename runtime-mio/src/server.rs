@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::TcpListener;
 use std::time::Instant;
 
 use mio::{Events, Interest, Poll, Token};
@@ -15,9 +14,8 @@ use crate::{poll_until, token, READ_BUF};
 const LISTENER: Token = Token(usize::MAX);
 
 /// Serves clients on `listener` until the process ends (or an unrecoverable poll error).
-pub fn run(listener: TcpListener, config: ServerConfig) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let mut listener = mio::net::TcpListener::from_std(listener);
+pub fn run(listener: mio::net::TcpListener, config: ServerConfig) -> io::Result<()> {
+    let mut listener = listener;
     let mut poll = Poll::new()?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::client::{Client, Command, DownloadId, SharedFile};
 use crate::names::check_file_name;
-use crate::wire::{ByteRange, CLASSIC_PEER_PORT, CLASSIC_SERVER_PORT};
+use crate::wire::{ByteRange, CLASSIC_SERVER_PORT};
 
 /// The regular files directly in `dir` (not symlinks, not subfolders), sorted by name.
 /// Creates `dir` if it does not exist. Names that cannot be shared (not UTF-8, control
@@ -55,23 +55,6 @@ pub fn resolve_server(text: &str) -> io::Result<SocketAddr> {
         .or(addrs.first())
         .copied()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address for that host"))
-}
-
-/// Binds the client's file server. With no address asked for, tries the classic
-/// `0.0.0.0:1235` and, when another client already has it, any free port; the flag says
-/// whether that fallback happened.
-pub fn bind_peer_listener(wanted: Option<SocketAddr>) -> io::Result<(TcpListener, bool)> {
-    if let Some(addr) = wanted {
-        return TcpListener::bind(addr).map(|l| (l, false));
-    }
-    let classic = SocketAddr::from((Ipv4Addr::UNSPECIFIED, CLASSIC_PEER_PORT));
-    match TcpListener::bind(classic) {
-        Ok(l) => Ok((l, false)),
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))).map(|l| (l, true))
-        }
-        Err(e) => Err(e),
-    }
 }
 
 /// A file range being sent to a peer, read in chunks as the socket takes them.

@@ -4,13 +4,14 @@
 //! This is not part of the sans-IO core proper (it touches the file system and spawns the
 //! one stdin thread), but it holds no protocol decisions and both runtimes need exactly the
 //! same code; keeping it here, behind the `host` feature, is what keeps the runtime crates
-//! free of duplicated logic. Sockets and clocks stay in the runtimes.
+//! free of duplicated logic. Sockets and clocks stay in the runtimes: even the listeners are bound through
+//! [`Runtime::bind`], so no socket type is named here.
 
 pub mod cli;
 mod disk;
 mod run;
 mod stdin;
 
-pub use disk::{bind_peer_listener, resolve_server, scan_shared, Disk, Upload};
+pub use disk::{resolve_server, scan_shared, Disk, Upload};
 pub use run::{main, Runtime};
 pub use stdin::spawn_stdin_reader;

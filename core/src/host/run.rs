@@ -2,24 +2,34 @@
 //! parse the command line, bind the listeners, scan the shared folder, report, exit.
 
 use std::io;
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 use crate::client::{ClientConfig, SharedFile};
 use crate::server::ServerConfig;
 
 use super::cli::{ask_mode, Cli, ClientArgs, Mode, ServerArgs};
-use super::{bind_peer_listener, resolve_server, scan_shared};
+use super::{resolve_server, scan_shared};
+use crate::wire::CLASSIC_PEER_PORT;
 
 /// An event loop that can drive the core's state machines.
 pub trait Runtime {
+    /// A listening TCP socket of this runtime.
+    type Listener;
+
+    /// Binds a listener (with `SO_REUSEADDR`, so a port in `TIME_WAIT` can be reused).
+    fn bind(addr: SocketAddr) -> io::Result<Self::Listener>;
+
+    /// The address a listener is bound to (its real port when bound to port 0).
+    fn local_addr(listener: &Self::Listener) -> io::Result<SocketAddr>;
+
     /// Serves clients on `listener` until the process is stopped.
-    fn run_server(listener: TcpListener, config: ServerConfig) -> io::Result<()>;
+    fn run_server(listener: Self::Listener, config: ServerConfig) -> io::Result<()>;
 
     /// Runs a client whose file server is `listener`; returns its exit status
     /// ([`crate::client::Client::exit_status`]).
     fn run_client(
-        listener: TcpListener,
+        listener: Self::Listener,
         config: ClientConfig,
         files: Vec<SharedFile>,
     ) -> io::Result<i32>;
@@ -50,9 +60,9 @@ fn fail(bin: &str, msg: &str) -> ExitCode {
 }
 
 fn server<R: Runtime>(args: &ServerArgs) -> Result<ExitCode, String> {
-    let listener = TcpListener::bind(args.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let listener =
+        R::bind(args.listen).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = R::local_addr(&listener).map_err(|e| e.to_string())?;
     println!("napshare server listening on {addr}");
     let config = ServerConfig {
         max_results: args.max_results,
@@ -65,9 +75,9 @@ fn server<R: Runtime>(args: &ServerArgs) -> Result<ExitCode, String> {
 fn client<R: Runtime>(args: &ClientArgs) -> Result<ExitCode, String> {
     let server = resolve_server(&args.server)
         .map_err(|e| format!("cannot resolve server {}: {e}", args.server))?;
-    let (listener, fell_back) = bind_peer_listener(args.peer_listen)
+    let (listener, fell_back) = bind_peer_listener::<R>(args.peer_listen)
         .map_err(|e| format!("cannot start the file server: {e}"))?;
-    let peer_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let peer_addr = R::local_addr(&listener).map_err(|e| e.to_string())?;
     if fell_back {
         println!("port 1235 is taken; file server listening on {peer_addr}");
     } else {
@@ -92,4 +102,19 @@ fn client<R: Runtime>(args: &ClientArgs) -> Result<ExitCode, String> {
     };
     let status = R::run_client(listener, config, files).map_err(|e| e.to_string())?;
     Ok(ExitCode::from(status.clamp(0, 255) as u8))
+}
+
+/// Binds the client's file server. With no address asked for, tries the classic
+/// `0.0.0.0:1235` and, when another client already has it, any free port; the flag says
+/// whether that fallback happened.
+fn bind_peer_listener<R: Runtime>(wanted: Option<SocketAddr>) -> io::Result<(R::Listener, bool)> {
+    if let Some(addr) = wanted {
+        return R::bind(addr).map(|l| (l, false));
+    }
+    let any = |port| SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+    match R::bind(any(CLASSIC_PEER_PORT)) {
+        Ok(l) => Ok((l, false)),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => R::bind(any(0)).map(|l| (l, true)),
+        Err(e) => Err(e),
+    }
 }

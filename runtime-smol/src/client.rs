@@ -1,0 +1,159 @@
+//! A client on smol: the session with the index server, the file server, downloads and
+//! standard input all feed one task that owns the core.
+
+use std::collections::HashMap;
+use std::io;
+use std::time::Instant;
+
+use napshare_core::client::{Client, ClientConfig, Command, SharedFile};
+use napshare_core::host::{spawn_stdin_reader, Disk, Upload};
+use napshare_core::ConnId;
+use smol::channel::{self, Sender};
+use smol::net::{TcpListener, TcpStream};
+use smol::{Async, LocalExecutor, Timer};
+
+use crate::conn::{Input, Link, Write};
+use crate::next_input;
+
+/// Runs a client until it leaves (status 0) or loses the server (status 1).
+pub fn run(
+    listener: Async<std::net::TcpListener>,
+    config: ClientConfig,
+    files: Vec<SharedFile>,
+) -> io::Result<i32> {
+    let ex = LocalExecutor::new();
+    smol::block_on(ex.run(client(&ex, listener, config, files)))
+}
+
+struct Io<'a> {
+    ex: &'a LocalExecutor<'static>,
+    inputs: Sender<Input>,
+    links: HashMap<ConnId, Link>,
+    disk: Disk,
+}
+
+async fn client(
+    ex: &LocalExecutor<'static>,
+    listener: Async<std::net::TcpListener>,
+    config: ClientConfig,
+    files: Vec<SharedFile>,
+) -> io::Result<i32> {
+    let listener = TcpListener::from(listener);
+    let (inputs_tx, inputs) = channel::bounded(1024);
+    ex.spawn(accept(listener, inputs_tx.clone())).detach();
+    let stdin_tx = inputs_tx.clone();
+    spawn_stdin_reader(move |line| {
+        // The loop may be gone already when input ends; nothing to do then.
+        let _ = stdin_tx.send_blocking(Input::Line(line));
+    });
+
+    let mut io = Io {
+        ex,
+        inputs: inputs_tx,
+        links: HashMap::new(),
+        disk: Disk::new(),
+    };
+    let mut client = Client::new(Instant::now(), config, files);
+    let mut timer = Timer::never();
+    io.drain(&mut client, Instant::now());
+    while client.exit_status().is_none() {
+        let input = next_input(&inputs, &mut timer, client.poll_timeout()).await;
+        let now = Instant::now();
+        match input {
+            Some(Input::Accepted(stream, peer)) => {
+                let id = client.handle_accept(now, peer);
+                io.attach(id, stream);
+            }
+            Some(Input::Connected(id, Ok(stream))) => match stream.local_addr() {
+                Ok(local) => {
+                    io.attach(id, stream);
+                    client.handle_connected(now, id, local);
+                }
+                Err(e) => client.handle_connect_failed(now, id, &e.to_string()),
+            },
+            Some(Input::Connected(id, Err(e))) => {
+                client.handle_connect_failed(now, id, &e.to_string());
+            }
+            Some(Input::Bytes(id, data)) => client.handle_bytes(now, id, &data),
+            Some(Input::Closed(id)) => {
+                io.links.remove(&id);
+                client.handle_closed(now, id);
+            }
+            Some(Input::Line(line)) => client.handle_input(now, line.as_deref()),
+            None => client.handle_timeout(now),
+        }
+        io.drain(&mut client, now);
+    }
+    Ok(client.exit_status().unwrap_or(1))
+}
+
+impl Io<'_> {
+    fn attach(&mut self, id: ConnId, stream: TcpStream) {
+        let link = Link::spawn(self.ex, id, stream, self.inputs.clone());
+        self.links.insert(id, link);
+    }
+
+    /// Carries out everything the client has queued (the drain contract).
+    fn drain(&mut self, client: &mut Client, now: Instant) {
+        loop {
+            let mut busy = false;
+            while let Some(t) = client.poll_transmit() {
+                busy = true;
+                if let Some(link) = self.links.get(&t.conn) {
+                    link.send(Write::Data(t.data));
+                }
+            }
+            while let Some(cmd) = client.poll_command() {
+                busy = true;
+                if let Some(cmd) = self.disk.perform(now, cmd, client) {
+                    self.socket_command(cmd);
+                }
+            }
+            while let Some(event) = client.poll_event() {
+                busy = true;
+                println!("{event}");
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+
+    fn socket_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Connect { conn, addr } => {
+                let inputs = self.inputs.clone();
+                self.ex
+                    .spawn(async move {
+                        let result = TcpStream::connect(addr).await;
+                        let _ = inputs.send(Input::Connected(conn, result)).await;
+                    })
+                    .detach();
+            }
+            Command::Close { conn } => {
+                if let Some(link) = self.links.remove(&conn) {
+                    link.send(Write::Close);
+                }
+            }
+            Command::SendFile { conn, path, range } => {
+                if let Some(link) = self.links.get(&conn) {
+                    // A file that cannot be opened is sent as nothing: the classic error.
+                    if let Ok(upload) = Upload::open(&path, range) {
+                        link.send(Write::File(upload));
+                    }
+                    link.send(Write::Close);
+                }
+            }
+            // `Disk` performs every file command.
+            other => unreachable!("not a socket command: {other:?}"),
+        }
+    }
+}
+
+async fn accept(listener: TcpListener, inputs: Sender<Input>) {
+    while let Ok((stream, peer)) = listener.accept().await {
+        if inputs.send(Input::Accepted(stream, peer)).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Connection tasks: a reader that forwards bytes to the core's task, and a writer that
+//! drains what the core queued for the connection.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+
+use napshare_core::host::Upload;
+use napshare_core::ConnId;
+use smol::channel::{self, Receiver, Sender};
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::TcpStream;
+use smol::LocalExecutor;
+
+/// Something that happened, for the task that owns the core.
+#[derive(Debug)]
+pub enum Input {
+    Bytes(ConnId, Vec<u8>),
+    /// The connection is gone (EOF, error, or closed after its last write).
+    Closed(ConnId),
+    Accepted(TcpStream, SocketAddr),
+    Connected(ConnId, io::Result<TcpStream>),
+    /// A line of standard input, `None` at its end.
+    Line(Option<String>),
+}
+
+/// Work for a connection's writer, in order.
+#[derive(Debug)]
+pub enum Write {
+    Data(Vec<u8>),
+    File(Upload),
+    /// Shut the connection down once everything before this is written.
+    Close,
+}
+
+/// The core task's handle on one connection.
+#[derive(Debug)]
+pub struct Link(Sender<Write>);
+
+impl Link {
+    /// Starts the reader and writer tasks of `stream`.
+    pub fn spawn(
+        ex: &LocalExecutor<'_>,
+        id: ConnId,
+        stream: TcpStream,
+        inputs: Sender<Input>,
+    ) -> Self {
+        let (tx, rx) = channel::unbounded();
+        ex.spawn(read(id, stream.clone(), inputs.clone())).detach();
+        ex.spawn(write(id, stream, rx, inputs)).detach();
+        Self(tx)
+    }
+
+    /// Queues work for the writer; a writer that is gone has closed the connection already.
+    pub fn send(&self, w: Write) {
+        let _ = self.0.try_send(w);
+    }
+}
+
+/// Size of one read.
+const READ_BUF: usize = 64 * 1024;
+
+async fn read(id: ConnId, mut stream: TcpStream, inputs: Sender<Input>) {
+    let mut buf = vec![0; READ_BUF];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if inputs
+                    .send(Input::Bytes(id, buf[..n].to_vec()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = inputs.send(Input::Closed(id)).await;
+}
+
+async fn write(id: ConnId, mut stream: TcpStream, work: Receiver<Write>, inputs: Sender<Input>) {
+    while let Ok(w) = work.recv().await {
+        let done = match w {
+            Write::Data(data) => stream.write_all(&data).await.map(|()| false),
+            Write::File(upload) => send_file(&mut stream, upload).await.map(|()| false),
+            Write::Close => stream.flush().await.map(|()| true),
+        };
+        if !matches!(done, Ok(false)) {
+            break;
+        }
+    }
+    // Closing, failed, or the core dropped the connection: either way it ends here, and
+    // the reader sees the shutdown as an end of input.
+    let _ = stream.shutdown(Shutdown::Both);
+    let _ = inputs.send(Input::Closed(id)).await;
+}
+
+async fn send_file(stream: &mut TcpStream, mut upload: Upload) -> io::Result<()> {
+    loop {
+        let chunk = upload.chunk()?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let n = stream.write(chunk).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        upload.consume(n);
+    }
+}

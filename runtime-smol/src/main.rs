@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    napshare_smol::main("napshare-smol")
+}

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mio::{Events, Interest, Poll, Token, Waker};
-use napshare_core::client::{Client, ClientConfig, ClientEvent, Command, SharedFile};
-use napshare_core::host::{spawn_stdin_reader, Disk, Upload};
-use napshare_core::ConnId;
+use napshare_core::client::{Client, ClientConfig, Command, SharedFile};
+use napshare_core::host::{drain, spawn_stdin_reader, ClientIo, Disk, Upload};
+use napshare_core::{ConnId, Transmit};
 
 use crate::conn::{Conn, ReadEnd};
 use crate::{poll_until, token, READ_BUF};
@@ -148,34 +148,48 @@ impl Io {
         client.handle_connect_failed(now, id, &e.to_string());
     }
 
-    /// Carries out everything the client has queued (the drain contract).
     fn drain(&mut self, client: &mut Client, now: Instant) {
-        loop {
-            let mut busy = false;
-            while let Some(t) = client.poll_transmit() {
-                busy = true;
-                if let Some(conn) = self.conns.get_mut(&t.conn) {
-                    conn.queue(&t.data);
-                    self.settle(client, t.conn, now);
-                }
-            }
-            while let Some(cmd) = client.poll_command() {
-                busy = true;
-                if let Some(cmd) = self.disk.perform(now, cmd, client) {
-                    self.socket_command(client, cmd, now);
-                }
-            }
-            while let Some(event) = client.poll_event() {
-                busy = true;
-                print_event(&event);
-            }
-            if !busy {
-                return;
-            }
+        drain(client, self, now);
+    }
+
+    /// Writes what it can of one connection, closes it when it is done or broken, and keeps
+    /// its interest up to date otherwise.
+    fn settle(&mut self, client: &mut Client, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.connecting {
+            return;
+        }
+        let keep = match conn.flush() {
+            Ok(done) => !(done && conn.closing),
+            Err(_) => false,
+        };
+        if keep
+            && conn
+                .update_interest(self.poll.registry(), token(id))
+                .is_ok()
+        {
+            return;
+        }
+        self.conns.remove(&id);
+        client.handle_closed(now, id);
+    }
+}
+
+impl ClientIo for Io {
+    fn disk(&mut self) -> &mut Disk {
+        &mut self.disk
+    }
+
+    fn transmit(&mut self, client: &mut Client, t: Transmit, now: Instant) {
+        if let Some(conn) = self.conns.get_mut(&t.conn) {
+            conn.queue(&t.data);
+            self.settle(client, t.conn, now);
         }
     }
 
-    fn socket_command(&mut self, client: &mut Client, cmd: Command, now: Instant) {
+    fn socket(&mut self, client: &mut Client, cmd: Command, now: Instant) {
         match cmd {
             Command::Connect { conn: id, addr } => {
                 let mut conn = match mio::net::TcpStream::connect(addr) {
@@ -210,32 +224,4 @@ impl Io {
             other => unreachable!("not a socket command: {other:?}"),
         }
     }
-
-    /// Writes what it can of one connection, closes it when it is done or broken, and keeps
-    /// its interest up to date otherwise.
-    fn settle(&mut self, client: &mut Client, id: ConnId, now: Instant) {
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
-        if conn.connecting {
-            return;
-        }
-        let keep = match conn.flush() {
-            Ok(done) => !(done && conn.closing),
-            Err(_) => false,
-        };
-        if keep
-            && conn
-                .update_interest(self.poll.registry(), token(id))
-                .is_ok()
-        {
-            return;
-        }
-        self.conns.remove(&id);
-        client.handle_closed(now, id);
-    }
-}
-
-fn print_event(event: &ClientEvent) {
-    println!("{event}");
 }

@@ -6,8 +6,8 @@ use std::io;
 use std::time::Instant;
 
 use napshare_core::client::{Client, ClientConfig, Command, SharedFile};
-use napshare_core::host::{spawn_stdin_reader, Disk, Upload};
-use napshare_core::ConnId;
+use napshare_core::host::{drain, spawn_stdin_reader, ClientIo, Disk, Upload};
+use napshare_core::{ConnId, Transmit};
 use smol::channel::{self, Sender};
 use smol::net::{TcpListener, TcpStream};
 use smol::{Async, LocalExecutor, Timer};
@@ -55,7 +55,7 @@ async fn client(
     };
     let mut client = Client::new(Instant::now(), config, files);
     let mut timer = Timer::never();
-    io.drain(&mut client, Instant::now());
+    drain(&mut client, &mut io, Instant::now());
     while client.exit_status().is_none() {
         let input = next_input(&inputs, &mut timer, client.poll_timeout()).await;
         let now = Instant::now();
@@ -82,7 +82,7 @@ async fn client(
             Some(Input::Line(line)) => client.handle_input(now, line.as_deref()),
             None => client.handle_timeout(now),
         }
-        io.drain(&mut client, now);
+        drain(&mut client, &mut io, now);
     }
     Ok(client.exit_status().unwrap_or(1))
 }
@@ -92,34 +92,20 @@ impl Io<'_> {
         let link = Link::spawn(self.ex, id, stream, self.inputs.clone());
         self.links.insert(id, link);
     }
+}
 
-    /// Carries out everything the client has queued (the drain contract).
-    fn drain(&mut self, client: &mut Client, now: Instant) {
-        loop {
-            let mut busy = false;
-            while let Some(t) = client.poll_transmit() {
-                busy = true;
-                if let Some(link) = self.links.get(&t.conn) {
-                    link.send(Write::Data(t.data));
-                }
-            }
-            while let Some(cmd) = client.poll_command() {
-                busy = true;
-                if let Some(cmd) = self.disk.perform(now, cmd, client) {
-                    self.socket_command(cmd);
-                }
-            }
-            while let Some(event) = client.poll_event() {
-                busy = true;
-                println!("{event}");
-            }
-            if !busy {
-                return;
-            }
+impl ClientIo for Io<'_> {
+    fn disk(&mut self) -> &mut Disk {
+        &mut self.disk
+    }
+
+    fn transmit(&mut self, _client: &mut Client, t: Transmit, _now: Instant) {
+        if let Some(link) = self.links.get(&t.conn) {
+            link.send(Write::Data(t.data));
         }
     }
 
-    fn socket_command(&mut self, cmd: Command) {
+    fn socket(&mut self, _client: &mut Client, cmd: Command, _now: Instant) {
         match cmd {
             Command::Connect { conn, addr } => {
                 let inputs = self.inputs.clone();

@@ -1,0 +1,43 @@
+//! The drain loop of a client, shared by both runtimes: everything but the sockets.
+
+use std::time::Instant;
+
+use crate::client::{Client, Command};
+use crate::Transmit;
+
+use super::Disk;
+
+/// What a runtime provides to [`drain`]: its sockets and its [`Disk`].
+pub trait ClientIo {
+    fn disk(&mut self) -> &mut Disk;
+    /// Queues `t.data` for writing on `t.conn` (a connection that is gone drops it).
+    fn transmit(&mut self, client: &mut Client, t: Transmit, now: Instant);
+    /// Carries out [`Command::Connect`], [`Command::Close`] or [`Command::SendFile`].
+    fn socket(&mut self, client: &mut Client, cmd: Command, now: Instant);
+}
+
+/// Carries out everything `client` has queued, until it has nothing more (the drain
+/// contract): bytes to send, file commands, socket commands, and events, which are
+/// printed on standard output for the user.
+pub fn drain(client: &mut Client, io: &mut impl ClientIo, now: Instant) {
+    loop {
+        let mut busy = false;
+        while let Some(t) = client.poll_transmit() {
+            busy = true;
+            io.transmit(client, t, now);
+        }
+        while let Some(cmd) = client.poll_command() {
+            busy = true;
+            if let Some(cmd) = io.disk().perform(now, cmd, client) {
+                io.socket(client, cmd, now);
+            }
+        }
+        while let Some(event) = client.poll_event() {
+            busy = true;
+            println!("{event}");
+        }
+        if !busy {
+            return;
+        }
+    }
+}

@@ -40,6 +40,7 @@ pub mod client;
 pub mod command;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod hash;
 #[cfg(feature = "host")]
 pub mod host;
 pub mod index;

@@ -11,14 +11,13 @@
 //! `recv()`, so two requests in one segment would lose the second.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::command::{UserCommand, HELP};
+use crate::command::UserCommand;
 use crate::names::check_file_name;
-use crate::wire::{ByteRange, Get, GetLine, LineBuf, PeerAddr, Reply, Request, MAX_LINE};
+use crate::wire::{ByteRange, Get, LineBuf, PeerAddr, MAX_LINE};
 use crate::{ConnId, Transmit};
 
 /// How long a search reply may pause before the client takes it as complete, for servers
@@ -98,111 +97,17 @@ pub enum Command {
     DropPart { download: DownloadId, remove: bool },
 }
 
-/// What the user should hear about. `Display` gives the text to print.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientEvent {
-    Joined {
-        server: SocketAddr,
-    },
-    Shared {
-        name: String,
-        size: u64,
-    },
-    Unshared {
-        name: String,
-    },
-    SearchDone {
-        pattern: String,
-        hits: Vec<SearchHit>,
-    },
-    DownloadStarted {
-        name: String,
-        peer: PeerAddr,
-        /// The size the server lists, which the download is checked against.
-        size: Option<u64>,
-    },
-    DownloadDone {
-        name: String,
-        bytes: u64,
-        elapsed: Duration,
-        path: PathBuf,
-    },
-    DownloadFailed {
-        name: String,
-        reason: String,
-    },
-    /// A command could not be carried out; nothing was sent.
-    Error(String),
-    Help,
-    /// The session with the index server ended unexpectedly; the client stops.
-    ServerLost {
-        reason: String,
-    },
-    Left,
-}
+mod download;
+mod event;
+mod session;
+mod upload;
+
+use download::Download;
+pub use event::ClientEvent;
+use session::{Link, Pending, Session};
 
 #[derive(Debug)]
-enum Pending {
-    Join,
-    Create {
-        name: String,
-        size: u64,
-    },
-    Delete {
-        name: String,
-    },
-    Search {
-        pattern: String,
-        hits: Vec<SearchHit>,
-        answered: bool,
-        /// A search the client made itself to learn a download's size, not shown.
-        lookup: Option<DownloadId>,
-    },
-    Leave,
-}
-
-#[derive(Debug)]
-struct InFlight {
-    what: Pending,
-    /// When the request went out, or the last reply line came in.
-    since: Instant,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Link {
-    Connecting,
-    Up,
-    Down,
-}
-
-/// The session with the index server.
-#[derive(Debug)]
-struct Session {
-    conn: ConnId,
-    link: Link,
-    rx: LineBuf,
-    /// When the last byte arrived, to time out an unterminated line.
-    last_rx: Option<Instant>,
-    queue: VecDeque<Pending>,
-    in_flight: Option<InFlight>,
-    leaving: bool,
-    /// What we send in `JOIN`: our IP as the server sees the route, and our file-server
-    /// port when it is not the classic one.
-    join_text: String,
-}
-
-#[derive(Debug)]
-struct Download {
-    conn: ConnId,
-    name: String,
-    peer: PeerAddr,
-    expected: Option<u64>,
-    received: u64,
-    started: Instant,
-}
-
-#[derive(Debug)]
-enum Role {
+pub(super) enum Role {
     Server,
     /// A peer connected to our file server and has not sent its `GET` yet.
     Upload {
@@ -574,295 +479,15 @@ impl Client {
         self.shared.iter().map(|(n, s)| (n.as_str(), *s))
     }
 
-    // ---- the server session ----
-
-    fn share(&mut self, name: String, size: u64) {
-        self.shared.insert(name.clone(), size);
-        self.session.queue.push_back(Pending::Create { name, size });
-    }
-
-    /// Sends the next queued request if none is in flight.
-    fn pump(&mut self, now: Instant) {
-        let s = &mut self.session;
-        if s.link != Link::Up || s.in_flight.is_some() {
-            return;
-        }
-        let Some(what) = s.queue.pop_front() else {
-            return;
-        };
-        let mut out = Vec::new();
-        match &what {
-            Pending::Join => Request::Join { addr: &s.join_text }.encode(&mut out),
-            Pending::Create { name, size } => {
-                Request::CreateFile { name, size: *size }.encode(&mut out)
-            }
-            Pending::Delete { name } => Request::DeleteFile { name }.encode(&mut out),
-            Pending::Search { pattern, .. } => Request::Search { pattern }.encode(&mut out),
-            Pending::Leave => Request::Leave.encode(&mut out),
-        }
-        s.in_flight = Some(InFlight { what, since: now });
-        let conn = s.conn;
-        self.send(conn, out);
-    }
-
-    fn on_reply_line(&mut self, now: Instant, line: &str) {
-        let Ok(reply) = Reply::parse(line) else {
-            return;
-        };
-        let Some(f) = self.session.in_flight.as_mut() else {
-            return;
-        };
-        match (&mut f.what, reply) {
-            (Pending::Join, Reply::ConfirmJoin) => {
-                self.session.in_flight = None;
-                self.events.push_back(ClientEvent::Joined {
-                    server: self.config.server,
-                });
-            }
-            (Pending::Create { name, size }, Reply::ConfirmCreateFile { name: n }) if n == name => {
-                let (name, size) = (std::mem::take(name), *size);
-                self.session.in_flight = None;
-                self.events.push_back(ClientEvent::Shared { name, size });
-            }
-            (Pending::Delete { name }, Reply::ConfirmDeleteFile { name: n }) if n == name => {
-                let name = std::mem::take(name);
-                self.session.in_flight = None;
-                self.events.push_back(ClientEvent::Unshared { name });
-            }
-            (Pending::Search { hits, answered, .. }, Reply::File { name, peer, size }) => {
-                hits.push(SearchHit {
-                    name: name.to_owned(),
-                    peer: peer.to_owned(),
-                    size,
-                });
-                *answered = true;
-                f.since = now;
-            }
-            (Pending::Search { answered, .. }, Reply::NoResult) => {
-                *answered = true;
-                f.since = now;
-            }
-            (Pending::Search { .. }, Reply::EndSearch) => self.complete_search(),
-            (Pending::Leave, Reply::ConfirmLeave) => {
-                self.session.in_flight = None;
-                self.finish_leave();
-            }
-            // A reply that does not answer what we asked: ignore it.
-            _ => {}
-        }
-    }
-
-    fn complete_search(&mut self) {
-        let Some(InFlight {
-            what:
-                Pending::Search {
-                    pattern,
-                    hits,
-                    lookup,
-                    ..
-                },
-            ..
-        }) = self.session.in_flight.take()
-        else {
-            return;
-        };
-        if let Some(id) = lookup {
-            self.begin_transfer(id, &hits);
-            return;
-        }
-        self.last_hits.clone_from(&hits);
-        self.events
-            .push_back(ClientEvent::SearchDone { pattern, hits });
-    }
-
-    fn finish_leave(&mut self) {
-        if self.exit.is_some() {
-            return;
-        }
-        self.exit = Some(0);
-        self.close_all();
-        self.events.push_back(ClientEvent::Left);
-    }
-
-    fn lose_server(&mut self, reason: String) {
-        if self.exit.is_some() {
-            return;
-        }
-        self.exit = Some(1);
-        self.close_all();
-        self.events.push_back(ClientEvent::ServerLost { reason });
-    }
-
-    /// Closes every connection and keeps the partial files of unfinished downloads.
-    fn close_all(&mut self) {
-        for (conn, _) in std::mem::take(&mut self.roles) {
-            self.commands.push_back(Command::Close { conn });
-        }
-        let ids: Vec<_> = self.downloads.keys().copied().collect();
-        for id in ids {
-            self.fail_download(id, "the client is stopping".into());
-        }
-    }
-
-    // ---- the file server ----
-
-    fn on_get(&mut self, conn: ConnId, line: Option<&str>) {
-        let found = line
-            .and_then(|l| GetLine::parse(l).ok())
-            .and_then(|g| g.readings().find(|r| self.shared.contains_key(r.name)));
-        match found {
-            Some(get) => {
-                // The name is a key of our table; the path is built only from a name we
-                // checked when it was shared.
-                let path = self.config.shared_dir.join(get.name);
-                self.roles.insert(conn, Role::Serving);
-                self.commands.push_back(Command::SendFile {
-                    conn,
-                    path,
-                    range: get.range,
-                });
-            }
-            None => {
-                // Classic error signal: close with no bytes.
-                self.roles.remove(&conn);
-                self.commands.push_back(Command::Close { conn });
-            }
-        }
-    }
-
-    // ---- downloads ----
-
-    fn start_download(&mut self, now: Instant, peer: PeerAddr, name: String) {
-        if self.downloads.values().any(|d| d.name == name) {
-            self.error(format!("{name} is already downloading"));
-            return;
-        }
-        let id = DownloadId(self.next_download);
-        self.next_download += 1;
-        let conn = self.new_conn();
-        self.downloads.insert(
-            id,
-            Download {
-                conn,
-                name: name.clone(),
-                peer,
-                expected: None,
-                received: 0,
-                started: now,
-            },
-        );
-        let known = self.last_hits.iter().any(|h| h.name == name);
-        if known || self.session.link != Link::Up {
-            let hits = std::mem::take(&mut self.last_hits);
-            self.begin_transfer(id, &hits);
-            self.last_hits = hits;
-        } else {
-            // Classic transfers end with a close, so only the size the server lists tells a
-            // whole file from a cut one: ask for it first.
-            self.session.queue.push_back(Pending::Search {
-                pattern: name,
-                hits: Vec::new(),
-                answered: false,
-                lookup: Some(id),
-            });
-        }
-    }
-
-    /// Opens the partial file and connects to the peer, expecting the size `hits` list
-    /// for this file at this peer.
-    fn begin_transfer(&mut self, id: DownloadId, hits: &[SearchHit]) {
-        let Some(d) = self.downloads.get_mut(&id) else {
-            return;
-        };
-        d.expected = hits
-            .iter()
-            .find(|h| h.name == d.name && h.peer.parse::<PeerAddr>() == Ok(d.peer))
-            .map(|h| h.size);
-        let (conn, name, peer, size) = (d.conn, d.name.clone(), d.peer, d.expected);
-        self.roles.insert(conn, Role::Download(id));
-        self.commands.push_back(Command::CreatePart {
-            download: id,
-            path: self.part_path(&name),
-        });
-        self.commands
-            .push_back(Command::Connect { conn, addr: peer.0 });
-        self.events
-            .push_back(ClientEvent::DownloadStarted { name, peer, size });
-    }
-
-    /// Where a download is written until it is complete.
-    pub fn part_path(&self, name: &str) -> PathBuf {
-        self.config.downloads_dir.join(format!("{name}.part"))
-    }
-
-    fn on_download_bytes(&mut self, id: DownloadId, data: &[u8]) {
-        let Some(d) = self.downloads.get_mut(&id) else {
-            return;
-        };
-        let offset = d.received;
-        d.received += data.len() as u64;
-        if d.expected.is_some_and(|e| d.received > e) {
-            let (conn, expected) = (d.conn, d.expected.unwrap_or_default());
-            self.roles.remove(&conn);
-            self.commands.push_back(Command::Close { conn });
-            self.fail_download(
-                id,
-                format!("the peer sent more than the {expected} bytes advertised"),
-            );
-            return;
-        }
-        self.commands.push_back(Command::WritePart {
-            download: id,
-            offset,
-            data: data.to_vec(),
-        });
-    }
-
-    /// The peer closed: the classic end of a transfer.
-    fn end_download(&mut self, id: DownloadId) {
-        let Some(d) = self.downloads.get_mut(&id) else {
-            return;
-        };
-        match d.expected {
-            _ if d.received == 0 && d.expected != Some(0) => {
-                let reason = format!("{} sent nothing (it does not share {})", d.peer, d.name);
-                self.fail_download(id, reason);
-            }
-            Some(e) if d.received != e => {
-                let reason = format!("the peer stopped after {} of {e} bytes", d.received);
-                self.fail_download(id, reason);
-            }
-            _ => {
-                let dest = self.config.downloads_dir.join(&d.name);
-                self.commands
-                    .push_back(Command::CommitPart { download: id, dest });
-            }
-        }
-    }
-
-    fn fail_download(&mut self, id: DownloadId, reason: String) {
-        let Some(d) = self.downloads.remove(&id) else {
-            return;
-        };
-        self.commands.push_back(Command::DropPart {
-            download: id,
-            remove: d.received == 0,
-        });
-        self.events.push_back(ClientEvent::DownloadFailed {
-            name: d.name,
-            reason,
-        });
-    }
-
     // ---- helpers ----
 
-    fn new_conn(&mut self) -> ConnId {
+    pub(super) fn new_conn(&mut self) -> ConnId {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         conn
     }
 
-    fn send(&mut self, conn: ConnId, data: Vec<u8>) {
+    pub(super) fn send(&mut self, conn: ConnId, data: Vec<u8>) {
         let buf = self.transmits.entry(conn).or_default();
         if buf.is_empty() {
             self.tx_order.push_back(conn);
@@ -870,54 +495,7 @@ impl Client {
         buf.extend_from_slice(&data);
     }
 
-    fn error(&mut self, msg: String) {
+    pub(super) fn error(&mut self, msg: String) {
         self.events.push_back(ClientEvent::Error(msg));
-    }
-}
-
-impl fmt::Display for ClientEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Joined { server } => write!(f, "joined the network at {server}"),
-            Self::Shared { name, size } => write!(f, "sharing {name} ({size} bytes)"),
-            Self::Unshared { name } => write!(f, "stopped sharing {name}"),
-            Self::SearchDone { pattern, hits } => {
-                let s = if hits.len() == 1 { "" } else { "s" };
-                write!(f, "search \"{pattern}\": {} result{s}", hits.len())?;
-                for h in hits {
-                    write!(f, "\n  {}  {}  {} bytes", h.name, h.peer, h.size)?;
-                }
-                Ok(())
-            }
-            Self::DownloadStarted { name, peer, size } => match size {
-                Some(size) => write!(f, "downloading {name} from {peer} ({size} bytes)"),
-                None => write!(
-                    f,
-                    "downloading {name} from {peer} (the server does not list it there, so \
-                     its size is unknown and a cut transfer cannot be told from a whole one)"
-                ),
-            },
-            Self::DownloadDone {
-                name,
-                bytes,
-                elapsed,
-                path,
-            } => {
-                let secs = elapsed.as_secs_f64();
-                let rate = *bytes as f64 / secs.max(1e-6) / 1_048_576.0;
-                write!(
-                    f,
-                    "downloaded {name}: {bytes} bytes in {secs:.3} s ({rate:.2} MiB/s), saved as {}",
-                    path.display()
-                )
-            }
-            Self::DownloadFailed { name, reason } => {
-                write!(f, "download of {name} failed: {reason}")
-            }
-            Self::Error(msg) => write!(f, "error: {msg}"),
-            Self::Help => f.write_str(HELP),
-            Self::ServerLost { reason } => write!(f, "lost the server: {reason}"),
-            Self::Left => f.write_str("left the network"),
-        }
     }
 }

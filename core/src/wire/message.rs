@@ -66,6 +66,12 @@ pub enum ParseError {
     MissingField,
     /// A size that is not a plain decimal number fitting in 64 bits.
     BadSize,
+    /// A `%` not followed by two hexadecimal digits.
+    BadEscape,
+    /// A content hash that is not 64 hexadecimal digits.
+    BadHash,
+    /// More fields than the message has.
+    TrailingField,
 }
 
 impl fmt::Display for ParseError {
@@ -76,6 +82,9 @@ impl fmt::Display for ParseError {
             Self::UnknownCommand => "unknown command",
             Self::MissingField => "missing field",
             Self::BadSize => "size is not a number",
+            Self::BadEscape => "bad %-escape",
+            Self::BadHash => "bad content hash",
+            Self::TrailingField => "unexpected extra field",
         })
     }
 }

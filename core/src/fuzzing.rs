@@ -846,6 +846,7 @@ impl Harness {
         let mut files = Vec::new();
         self.server.index().search("", usize::MAX, |hit| {
             files.push((hit.name.to_owned(), hit.size, hit.peer));
+            true
         });
         let want: Vec<_> = self
             .model
@@ -860,12 +861,16 @@ impl Harness {
         assert_eq!(self.server.connections(), open);
         // A search never returns more than the configured number of files.
         let mut all = 0;
-        self.server.index().search("", usize::MAX, |_| all += 1);
+        self.server.index().search("", usize::MAX, |_| {
+            all += 1;
+            true
+        });
         assert_eq!(all, self.server.index().len());
         let mut capped = 0;
-        self.server
-            .index()
-            .search("", self.max_results, |_| capped += 1);
+        self.server.index().search("", self.max_results, |_| {
+            capped += 1;
+            true
+        });
         assert_eq!(capped, all.min(self.max_results));
     }
 }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::hash::ContentHash;
 use crate::wire::PeerAddr;
 
 /// Who shares a file: one id per client connection, never reused while the index lives.
@@ -20,6 +21,8 @@ pub struct Hit<'a> {
     pub name: &'a str,
     pub peer: PeerAddr,
     pub size: u64,
+    /// The content hash, when the sharing client gave one (the extension).
+    pub hash: Option<ContentHash>,
 }
 
 #[derive(Debug)]
@@ -28,6 +31,7 @@ struct Entry {
     peer: PeerAddr,
     name: Box<str>,
     size: u64,
+    hash: Option<ContentHash>,
 }
 
 /// The in-memory index.
@@ -46,8 +50,15 @@ impl Index {
     }
 
     /// Shares `name` from `owner`, reachable at `peer`. Registering a name the owner already
-    /// shares updates its size and address.
-    pub fn register(&mut self, owner: OwnerId, peer: PeerAddr, name: &str, size: u64) {
+    /// shares updates its size, hash and address.
+    pub fn register(
+        &mut self,
+        owner: OwnerId,
+        peer: PeerAddr,
+        name: &str,
+        size: u64,
+        hash: Option<ContentHash>,
+    ) {
         let files = self.owners.entry(owner).or_default();
         if let Some(seq) = files.get(name) {
             let entry = self
@@ -56,6 +67,7 @@ impl Index {
                 .expect("every owner's name has an entry");
             entry.size = size;
             entry.peer = peer;
+            entry.hash = hash;
             return;
         }
         let seq = self.next_seq;
@@ -68,6 +80,7 @@ impl Index {
                 peer,
                 name: name.into(),
                 size,
+                hash,
             },
         );
     }
@@ -108,19 +121,27 @@ impl Index {
     }
 
     /// Calls `each` for every file whose name contains `pattern` (case-sensitive), in
-    /// registration order, at most `cap` times; returns the number of matches reported.
-    pub fn search(&self, pattern: &str, cap: usize, mut each: impl FnMut(Hit<'_>)) -> usize {
+    /// registration order, until `cap` calls have returned `true` (`each` returns `false`
+    /// for a match it leaves out); returns the number of matches reported.
+    pub fn search(
+        &self,
+        pattern: &str,
+        cap: usize,
+        mut each: impl FnMut(Hit<'_>) -> bool,
+    ) -> usize {
         let mut found = 0;
         for e in self.entries.values() {
             if found == cap {
                 break;
             }
-            if e.name.contains(pattern) {
-                each(Hit {
+            if e.name.contains(pattern)
+                && each(Hit {
                     name: &e.name,
                     peer: e.peer,
                     size: e.size,
-                });
+                    hash: e.hash,
+                })
+            {
                 found += 1;
             }
         }
@@ -166,7 +187,8 @@ mod tests {
     fn names(ix: &Index, pattern: &str) -> Vec<String> {
         let mut out = Vec::new();
         ix.search(pattern, usize::MAX, |h| {
-            out.push(format!("{}@{}", h.name, h.peer))
+            out.push(format!("{}@{}", h.name, h.peer));
+            true
         });
         out
     }
@@ -174,8 +196,8 @@ mod tests {
     #[test]
     fn owners_on_one_host_are_separate() {
         let mut ix = Index::new();
-        ix.register(OwnerId(1), peer(1235), "a.txt", 1);
-        ix.register(OwnerId(2), peer(4000), "a.txt", 1);
+        ix.register(OwnerId(1), peer(1235), "a.txt", 1, None);
+        ix.register(OwnerId(2), peer(4000), "a.txt", 1, None);
         assert_eq!(names(&ix, "a"), ["a.txt@127.0.0.1", "a.txt@127.0.0.1:4000"]);
         assert_eq!(ix.remove_owner(OwnerId(1)), 1);
         assert_eq!(names(&ix, "a"), ["a.txt@127.0.0.1:4000"]);
@@ -185,15 +207,18 @@ mod tests {
     #[test]
     fn reregistering_keeps_the_place_and_updates_size() {
         let mut ix = Index::new();
-        ix.register(OwnerId(1), peer(1235), "b", 1);
-        ix.register(OwnerId(1), peer(1235), "c", 1);
-        ix.register(OwnerId(1), peer(1235), "b", 9);
+        ix.register(OwnerId(1), peer(1235), "b", 1, None);
+        ix.register(OwnerId(1), peer(1235), "c", 1, None);
+        ix.register(OwnerId(1), peer(1235), "b", 9, None);
         let mut sizes = Vec::new();
-        ix.search("", 10, |h| sizes.push((h.name.to_owned(), h.size)));
+        ix.search("", 10, |h| {
+            sizes.push((h.name.to_owned(), h.size));
+            true
+        });
         assert_eq!(sizes, [("b".to_owned(), 9), ("c".to_owned(), 1)]);
         assert!(ix.unregister(OwnerId(1), "b"));
         assert!(!ix.unregister(OwnerId(1), "b"));
-        assert_eq!(ix.search("", 1, |_| {}), 1);
+        assert_eq!(ix.search("", 1, |_| true), 1);
         ix.check_invariants();
     }
 }

@@ -12,7 +12,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::index::{Index, OwnerId};
-use crate::wire::{LineBuf, LineError, ParseError, PeerAddr, Reply, Request, MAX_LINE};
+use crate::wire::{
+    split_join, ExtReply, ExtRequest, LineBuf, LineError, ParseError, PeerAddr, Reply, Request,
+    MAX_LINE,
+};
 use crate::{ConnId, Transmit};
 
 /// Limits of the index server.
@@ -72,8 +75,10 @@ pub struct UnknownConn(pub ConnId);
 #[derive(Debug)]
 enum State {
     AwaitingJoin,
+    /// `ext`: the client asked for the napshare extension and got it.
     Joined {
         peer: PeerAddr,
+        ext: bool,
     },
     /// Replied to `LEAVE` (or refused the connection); waiting for the driver to close it.
     Closing,
@@ -144,12 +149,13 @@ impl Server {
         c.rx.extend(data);
         let had_output = !c.tx.is_empty();
         while let Some(line) = c.rx.next_line() {
+            let ext = matches!(c.state, State::Joined { ext: true, .. });
             let request = match line {
                 Err(LineError::TooLong) => Err(ParseError::TooLong),
                 Ok(l) if l.iter().all(u8::is_ascii_whitespace) => continue,
                 Ok(l) => std::str::from_utf8(l)
                     .map_err(|_| ParseError::NotUtf8)
-                    .and_then(Request::parse),
+                    .and_then(|text| parse_line(text, ext)),
             };
             let mut at = At {
                 ip: c.ip,
@@ -242,38 +248,52 @@ impl Server {
         index: &mut Index,
         config: &ServerConfig,
         c: &mut At<'_>,
-        request: Result<Request<'_>, ParseError>,
+        request: Result<Parsed<'_>, ParseError>,
     ) -> Outcome {
+        use Parsed::{Classic, Ext};
         match (&*c.state, request) {
-            (State::AwaitingJoin, Ok(Request::Join { addr })) => {
+            (State::AwaitingJoin, Ok(Classic(Request::Join { addr }))) => {
+                let (addr, ext) = split_join(addr);
                 let peer = PeerAddr::from_join(c.ip, addr);
-                *c.state = State::Joined { peer };
-                Reply::ConfirmJoin.encode(c.tx);
+                *c.state = State::Joined { peer, ext };
+                confirm_join(ext, c.tx);
                 Outcome::Joined(peer)
             }
             (State::AwaitingJoin, _) => Outcome::Close(LeaveReason::NoJoin),
-            (State::Joined { .. }, Err(error)) => Outcome::Bad(error),
-            (State::Joined { .. }, Ok(Request::Join { addr })) => {
+            (State::Joined { ext, .. }, Err(error)) => {
+                if *ext {
+                    let message = error.to_string().into();
+                    ExtReply::Error { message }.encode(c.tx);
+                }
+                Outcome::Bad(error)
+            }
+            (State::Joined { .. }, Ok(Classic(Request::Join { addr }))) => {
                 // A repeated JOIN may move the client's file server; its files follow.
+                let (addr, ext) = split_join(addr);
                 let peer = PeerAddr::from_join(c.ip, addr);
                 index.set_peer(c.owner, peer);
-                *c.state = State::Joined { peer };
-                Reply::ConfirmJoin.encode(c.tx);
+                *c.state = State::Joined { peer, ext };
+                confirm_join(ext, c.tx);
                 Outcome::Joined(peer)
             }
-            (State::Joined { peer }, Ok(Request::CreateFile { name, size })) => {
-                index.register(c.owner, *peer, name, size);
+            (State::Joined { peer, .. }, Ok(Classic(Request::CreateFile { name, size }))) => {
+                index.register(c.owner, *peer, name, size, None);
                 Reply::ConfirmCreateFile { name }.encode(c.tx);
                 Outcome::Ok
             }
-            (State::Joined { .. }, Ok(Request::DeleteFile { name })) => {
+            (State::Joined { .. }, Ok(Classic(Request::DeleteFile { name }))) => {
                 index.unregister(c.owner, name);
                 Reply::ConfirmDeleteFile { name }.encode(c.tx);
                 Outcome::Ok
             }
-            (State::Joined { .. }, Ok(Request::Search { pattern })) => {
+            (State::Joined { .. }, Ok(Classic(Request::Search { pattern }))) => {
                 let tx = &mut *c.tx;
                 let found = index.search(pattern, config.max_results, |hit| {
+                    // A classic line cannot carry a name with a line break or other control
+                    // character (only the extension can): such names are left out.
+                    if hit.name.chars().any(char::is_control) {
+                        return false;
+                    }
                     let peer = hit.peer.to_string();
                     Reply::File {
                         name: hit.name,
@@ -281,6 +301,7 @@ impl Server {
                         size: hit.size,
                     }
                     .encode(tx);
+                    true
                 });
                 if found == 0 {
                     Reply::NoResult.encode(tx);
@@ -288,12 +309,63 @@ impl Server {
                 Reply::EndSearch.encode(tx);
                 Outcome::Ok
             }
-            (State::Joined { .. }, Ok(Request::Leave)) => {
+            (State::Joined { .. }, Ok(Classic(Request::Leave))) => {
                 Reply::ConfirmLeave.encode(c.tx);
                 Outcome::Close(LeaveReason::Leave)
             }
+            (State::Joined { peer, .. }, Ok(Ext(ExtRequest::AddFile { name, size, hash }))) => {
+                index.register(c.owner, *peer, &name, size, Some(hash));
+                ExtReply::ConfirmAddFile { name }.encode(c.tx);
+                Outcome::Ok
+            }
+            (State::Joined { .. }, Ok(Ext(ExtRequest::DelFile { name }))) => {
+                index.unregister(c.owner, &name);
+                ExtReply::ConfirmDelFile { name }.encode(c.tx);
+                Outcome::Ok
+            }
+            (State::Joined { .. }, Ok(Ext(ExtRequest::Find { pattern }))) => {
+                let tx = &mut *c.tx;
+                let count = index.search(&pattern, config.max_results, |hit| {
+                    let peer = hit.peer.to_string();
+                    ExtReply::Found {
+                        name: hit.name.into(),
+                        peer: &peer,
+                        size: hit.size,
+                        hash: hit.hash,
+                    }
+                    .encode(tx);
+                    true
+                });
+                ExtReply::EndFind {
+                    count: count as u64,
+                }
+                .encode(tx);
+                Outcome::Ok
+            }
             (State::Closing, _) => Outcome::Ok,
         }
+    }
+}
+
+/// A request line: classic, or (on a connection that agreed to it) the extension.
+enum Parsed<'a> {
+    Classic(Request<'a>),
+    Ext(ExtRequest<'a>),
+}
+
+/// Parses a line as a classic request, or as an extension request where the extension is on.
+fn parse_line(text: &str, ext: bool) -> Result<Parsed<'_>, ParseError> {
+    match Request::parse(text) {
+        Err(ParseError::UnknownCommand) if ext => ExtRequest::parse(text).map(Parsed::Ext),
+        other => other.map(Parsed::Classic),
+    }
+}
+
+fn confirm_join(ext: bool, tx: &mut Vec<u8>) {
+    if ext {
+        ExtReply::ConfirmJoin.encode(tx);
+    } else {
+        Reply::ConfirmJoin.encode(tx);
     }
 }
 
@@ -310,4 +382,106 @@ enum Outcome {
     Joined(PeerAddr),
     Bad(ParseError),
     Close(LeaveReason),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::ContentHash;
+
+    struct Fixture {
+        server: Server,
+        now: Instant,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let now = Instant::now();
+            Self {
+                server: Server::new(now, ServerConfig::default()),
+                now,
+            }
+        }
+
+        fn connect(&mut self, port: u16) -> ConnId {
+            let addr = SocketAddr::from(([10, 0, 0, 1], port));
+            self.server.handle_accept(self.now, addr)
+        }
+
+        /// Sends `lines` on `conn` and returns everything the server answered.
+        fn say(&mut self, conn: ConnId, lines: &str) -> String {
+            self.server
+                .handle_bytes(self.now, conn, lines.as_bytes())
+                .unwrap();
+            let mut out = Vec::new();
+            while let Some(t) = self.server.poll_transmit() {
+                assert_eq!(t.conn, conn);
+                out.extend(t.data);
+            }
+            String::from_utf8(out).unwrap()
+        }
+    }
+
+    #[test]
+    fn the_extension_is_granted_only_when_asked() {
+        let mut f = Fixture::new();
+        let classic = f.connect(1);
+        let modern = f.connect(2);
+        assert_eq!(f.say(classic, "JOIN 10.0.0.1\n"), "CONFIRMJOIN\n");
+        assert_eq!(
+            f.say(modern, "JOIN 10.0.0.1:4000 NAPSHARE/1\n"),
+            "CONFIRMJOIN NAPSHARE/1\n"
+        );
+        // A classic client that says extension words is not answered at all.
+        let hash = ContentHash([1; 32]);
+        assert_eq!(f.say(classic, &format!("ADDFILE x 1 {hash}\n")), "");
+        assert_eq!(f.say(classic, "FIND x\n"), "");
+    }
+
+    #[test]
+    fn hashes_and_any_names_go_through_the_extension() {
+        let mut f = Fixture::new();
+        let modern = f.connect(2);
+        let classic = f.connect(3);
+        f.say(modern, "JOIN 10.0.0.1:4000 NAPSHARE/1\n");
+        f.say(classic, "JOIN 10.0.0.1\n");
+        let hash = ContentHash([0xab; 32]);
+        assert_eq!(
+            f.say(
+                modern,
+                &format!("ADDFILE a%20b%0Ac 7 {hash}\nADDFILE song.mp3 9 {hash}\n")
+            ),
+            "CONFIRMADDFILE a%20b%0Ac\nCONFIRMADDFILE song.mp3\n"
+        );
+        f.say(classic, "CREATEFILE song 2.mp3 3\n");
+        assert_eq!(
+            f.say(modern, "FIND \n"),
+            format!(
+                "FOUND a%20b%0Ac 10.0.0.1:4000 7 {hash}\nFOUND song.mp3 10.0.0.1:4000 9 {hash}\n\
+                 FOUND song%202.mp3 10.0.0.1 3 -\nENDFIND 3\n"
+            )
+        );
+        // The name with a line break cannot be written on a classic line: it is left out.
+        assert_eq!(
+            f.say(classic, "SEARCH \n"),
+            "FILE song.mp3 10.0.0.1:4000 9\nFILE song 2.mp3 10.0.0.1 3\nENDSEARCH\n"
+        );
+        assert_eq!(
+            f.say(modern, "DELFILE a%20b%0Ac\n"),
+            "CONFIRMDELFILE a%20b%0Ac\n"
+        );
+        assert_eq!(f.server.index().len(), 2);
+    }
+
+    #[test]
+    fn a_bad_extension_line_gets_an_error_reply_and_the_session_goes_on() {
+        let mut f = Fixture::new();
+        let modern = f.connect(2);
+        f.say(modern, "JOIN x NAPSHARE/1\n");
+        assert_eq!(
+            f.say(modern, "ADDFILE a 1 nothex\n"),
+            "ERROR bad%20content%20hash\n"
+        );
+        assert_eq!(f.say(modern, "FIND a\n"), "ENDFIND 0\n");
+    }
 }

@@ -66,7 +66,14 @@ mod tests {
 
     #[test]
     fn round_trips_and_keeps_plain_names_readable() {
-        for name in ["a.txt", "my song.mp3", "ação 100%.ogg", "line\nbreak", "tab\there", "%41"] {
+        for name in [
+            "a.txt",
+            "my song.mp3",
+            "ação 100%.ogg",
+            "line\nbreak",
+            "tab\there",
+            "%41",
+        ] {
             let e = escape(name);
             assert!(!e.contains([' ', '\n', '\t']), "{e}");
             assert_eq!(unescape(&e).unwrap(), name);

@@ -62,9 +62,13 @@ pub enum ExtReply<'a> {
         hash: Option<ContentHash>,
     },
     /// `ENDFIND <count>`: the end of a `FIND` answer, with the number of matches sent.
-    EndFind { count: u64 },
+    EndFind {
+        count: u64,
+    },
     /// `ERROR <message>`: the request was not understood or not allowed.
-    Error { message: Cow<'a, str> },
+    Error {
+        message: Cow<'a, str>,
+    },
 }
 
 fn fields(line: &str) -> impl Iterator<Item = &str> {
@@ -72,7 +76,11 @@ fn fields(line: &str) -> impl Iterator<Item = &str> {
 }
 
 fn name_field(field: Option<&str>) -> Result<Cow<'_, str>, ParseError> {
-    let name = unescape(field.filter(|f| !f.is_empty()).ok_or(ParseError::MissingField)?)?;
+    let name = unescape(
+        field
+            .filter(|f| !f.is_empty())
+            .ok_or(ParseError::MissingField)?,
+    )?;
     if name.is_empty() {
         return Err(ParseError::MissingField);
     }
@@ -149,7 +157,10 @@ impl<'a> ExtReply<'a> {
             },
             Some("FOUND") => Self::Found {
                 name: name_field(f.next())?,
-                peer: f.next().filter(|p| !p.is_empty()).ok_or(ParseError::MissingField)?,
+                peer: f
+                    .next()
+                    .filter(|p| !p.is_empty())
+                    .ok_or(ParseError::MissingField)?,
                 size: size_field(f.next())?,
                 hash: match f.next() {
                     Some("-") => None,
@@ -327,13 +338,19 @@ mod tests {
     fn round_trip_req(m: ExtRequest<'_>) {
         let mut out = Vec::new();
         m.encode(&mut out);
-        let line = std::str::from_utf8(&out).unwrap().strip_suffix('\n').unwrap();
+        let line = std::str::from_utf8(&out)
+            .unwrap()
+            .strip_suffix('\n')
+            .unwrap();
         assert_eq!(ExtRequest::parse(line).unwrap(), m, "{line}");
     }
 
     #[test]
     fn join_token() {
-        assert_eq!(split_join("10.0.0.1:4000 NAPSHARE/1"), ("10.0.0.1:4000", true));
+        assert_eq!(
+            split_join("10.0.0.1:4000 NAPSHARE/1"),
+            ("10.0.0.1:4000", true)
+        );
         assert_eq!(split_join("NAPSHARE/1"), ("", true));
         assert_eq!(split_join("10.0.0.1"), ("10.0.0.1", false));
         assert_eq!(split_join("xNAPSHARE/1"), ("xNAPSHARE/1", false));
@@ -373,7 +390,10 @@ mod tests {
             Ok(ExtReply::Found { hash: None, .. })
         ));
         assert!(ExtReply::parse("FOUND a b 10.0.0.1 12 -").is_err());
-        assert_eq!(ExtReply::parse("CONFIRMJOIN NAPSHARE/1"), Ok(ExtReply::ConfirmJoin));
+        assert_eq!(
+            ExtReply::parse("CONFIRMJOIN NAPSHARE/1"),
+            Ok(ExtReply::ConfirmJoin)
+        );
     }
 
     #[test]

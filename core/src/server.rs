@@ -395,6 +395,7 @@ mod tests {
     }
 
     impl Fixture {
+        #[allow(clippy::disallowed_methods)] // the one real instant a test starts from
         fn new() -> Self {
             let now = Instant::now();
             Self {

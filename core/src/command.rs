@@ -12,8 +12,12 @@ pub enum UserCommand {
     DeleteFile { name: String },
     /// `SEARCH pattern`: case-sensitive substring; empty finds everything.
     Search { pattern: String },
-    /// `DOWNLOAD peer name`: fetch `name` from the peer at `peer`.
-    Download { peer: PeerAddr, name: String },
+    /// `DOWNLOAD [peer] name`: fetch `name` from the peer at `peer`, or from every peer
+    /// the latest search (or a new one) lists with it.
+    Download {
+        peer: Option<PeerAddr>,
+        name: String,
+    },
     /// `LEAVE`: leave the network and exit.
     Leave,
     /// `HELP` (or a blank line).
@@ -27,8 +31,6 @@ pub enum CommandError {
     Unknown(String),
     #[error("usage: {0}")]
     Usage(&'static str),
-    #[error("`{peer}` is not a peer address (expected ip or ip:port, as SEARCH prints it)")]
-    BadPeer { peer: String },
     #[error("bad file name: {0}")]
     BadName(#[from] BadName),
 }
@@ -38,7 +40,8 @@ commands:
   CREATEFILE name [size]   share a file that is in the shared folder
   DELETEFILE name          stop sharing a file
   SEARCH pattern           find files on the network (case-sensitive substring)
-  DOWNLOAD peer name       download a file from a peer (peer as SEARCH shows it)
+  DOWNLOAD [peer] name     download a file: from that peer (as SEARCH shows it),
+                           or from every peer that has it
   LEAVE                    leave the network and exit (end of input does the same)
   HELP                     this text";
 
@@ -81,13 +84,17 @@ impl UserCommand {
                 pattern: rest.to_owned(),
             }),
             "DOWNLOAD" => {
-                let Some((peer, name)) = rest.split_once(char::is_whitespace) else {
-                    return Err(CommandError::Usage("DOWNLOAD peer name"));
+                if rest.is_empty() {
+                    return Err(CommandError::Usage("DOWNLOAD [peer] name"));
+                }
+                // `DOWNLOAD 10.0.0.1:4000 song.mp3` names a peer; anything else is a name.
+                let (peer, name) = match rest.split_once(char::is_whitespace) {
+                    Some((p, name)) => match p.parse::<PeerAddr>() {
+                        Ok(peer) => (Some(peer), name.trim()),
+                        Err(_) => (None, rest),
+                    },
+                    None => (None, rest),
                 };
-                let name = name.trim();
-                let peer = peer.parse().map_err(|_| CommandError::BadPeer {
-                    peer: peer.to_owned(),
-                })?;
                 check_file_name(name)?;
                 Ok(Self::Download {
                     peer,
@@ -123,7 +130,14 @@ mod tests {
         assert_eq!(
             UserCommand::parse("download 127.0.0.1:4000 my song.mp3"),
             Ok(UserCommand::Download {
-                peer: "127.0.0.1:4000".parse().unwrap(),
+                peer: Some("127.0.0.1:4000".parse().unwrap()),
+                name: "my song.mp3".into()
+            })
+        );
+        assert_eq!(
+            UserCommand::parse("DOWNLOAD my song.mp3"),
+            Ok(UserCommand::Download {
+                peer: None,
                 name: "my song.mp3".into()
             })
         );
@@ -143,15 +157,11 @@ mod tests {
             Err(CommandError::Unknown(_))
         ));
         assert!(matches!(
-            UserCommand::parse("DOWNLOAD nobody x"),
-            Err(CommandError::BadPeer { .. })
-        ));
-        assert!(matches!(
             UserCommand::parse("DOWNLOAD 1.2.3.4 ../etc/passwd"),
             Err(CommandError::BadName(_))
         ));
         assert!(matches!(
-            UserCommand::parse("DOWNLOAD 1.2.3.4"),
+            UserCommand::parse("DOWNLOAD"),
             Err(CommandError::Usage(_))
         ));
     }

@@ -29,6 +29,7 @@ use crate::client::{
     Client, ClientConfig, ClientEvent, Command, DownloadId, SearchHit, SharedFile,
 };
 use crate::command::{CommandError, UserCommand};
+use crate::hash::{piece_span, FileHasher, PieceHashes};
 use crate::server::{Server, ServerConfig, ServerEvent};
 use crate::wire::{ByteRange, PeerAddr, CLASSIC_PEER_PORT, CLASSIC_SERVER_PORT};
 use crate::{ConnId, Transmit};
@@ -127,6 +128,13 @@ pub struct Fs {
 
 /// The name of `path` if it is a file directly inside `dir`. Paths elsewhere do not exist
 /// in the simulation, like a path the driver cannot open.
+/// The piece hashes of `data`, as the host computes them for a shared file.
+pub fn pieces_of(data: &[u8]) -> PieceHashes {
+    let mut h = FileHasher::new(data.len() as u64);
+    h.update(data);
+    h.finish().expect("fed the whole length")
+}
+
 fn file_in(dir: &Path, path: &Path) -> Option<String> {
     if path.parent() != Some(dir) {
         return None;
@@ -192,6 +200,8 @@ struct Node {
     dead: bool,
     /// Fault: connections accepted by its file server are reset after this many bytes.
     cut_uploads_after: Option<u64>,
+    /// Flip the first byte of every file range this client sends.
+    corrupt_uploads: bool,
     /// Fault: creating or writing partial files fails.
     fail_part_writes: bool,
     /// Fault: no byte moves to or from it and its dials wait; its connections stay up.
@@ -280,7 +290,7 @@ impl Sim {
             .iter()
             .map(|(name, data)| SharedFile {
                 name: name.clone(),
-                size: data.len() as u64,
+                pieces: pieces_of(data),
             })
             .collect();
         self.nodes.push(Node {
@@ -293,6 +303,7 @@ impl Sim {
             events: Vec::new(),
             dead: false,
             cut_uploads_after: None,
+            corrupt_uploads: false,
             fail_part_writes: false,
             stalled: false,
             next_port: 49152,
@@ -306,6 +317,14 @@ impl Sim {
         self.nodes[i]
             .fs
             .shared
+            .insert(name.to_owned(), data.to_vec());
+    }
+
+    /// Puts a file in client `i`'s downloads folder, as if left by an earlier run.
+    pub fn put_download(&mut self, i: usize, name: &str, data: &[u8]) {
+        self.nodes[i]
+            .fs
+            .downloads
             .insert(name.to_owned(), data.to_vec());
     }
 
@@ -365,7 +384,13 @@ impl Sim {
         let seen = self.nodes[i].events.len();
         let peer = self.peer_addr(from);
         let name = name.to_owned();
-        self.command(i, UserCommand::Download { peer, name });
+        self.command(
+            i,
+            UserCommand::Download {
+                peer: Some(peer),
+                name,
+            },
+        );
         self.run_until_idle();
         let events = &self.nodes[i].events[seen..];
         let outcome = events.iter().rev().find(|e| {
@@ -405,6 +430,11 @@ impl Sim {
 
     /// Connections accepted by client `i`'s file server from now on are reset once `after`
     /// bytes of the upload went through; `None` stops cutting.
+    /// Client `i` sends every file range with its first byte flipped (or stops doing so).
+    pub fn corrupt_uploads(&mut self, i: usize, corrupt: bool) {
+        self.nodes[i].corrupt_uploads = corrupt;
+    }
+
     pub fn cut_uploads_after(&mut self, i: usize, after: Option<u64>) {
         self.nodes[i].cut_uploads_after = after;
     }
@@ -602,18 +632,43 @@ impl Sim {
                 self.dials.retain(|d| (d.from, d.conn) != (i, conn));
                 self.close_end(Host::Client(i), conn);
             }
-            Command::SendFile { conn, path, range } => self.send_file(i, conn, &path, range),
+            Command::SendFile {
+                conn,
+                path,
+                range,
+                close,
+            } => self.send_file(i, conn, &path, range, close),
             Command::Stat { name, path } => {
                 let node = &mut self.nodes[i];
-                let size = file_in(&node.shared_dir, &path)
+                let pieces = file_in(&node.shared_dir, &path)
                     .and_then(|n| node.fs.shared.get(&n))
-                    .map(|data| data.len() as u64)
+                    .map(|data| pieces_of(data))
                     .ok_or_else(|| "no such file".to_owned());
-                node.client.handle_stat(self.now, &name, size);
+                node.client.handle_stat(self.now, &name, pieces);
             }
-            Command::CreatePart { download, path } => {
-                let result = self.create_part(i, download, &path);
-                self.report_io(i, download, result);
+            Command::OpenPart { download, path } => {
+                let result = self.open_part(i, download, &path);
+                self.nodes[i]
+                    .client
+                    .handle_part_opened(self.now, download, result);
+            }
+            Command::CheckPart {
+                download,
+                pieces,
+                len,
+            } => {
+                let node = &mut self.nodes[i];
+                let part = node.fs.parts.get(&download);
+                let data = part.and_then(|p| node.fs.downloads.get(p));
+                let data = data.map_or(&[][..], |d| &d[..d.len().min(len as usize)]);
+                let good: Vec<bool> = (0..pieces.pieces().len() as u64)
+                    .map(|k| {
+                        let (start, end) = piece_span(k, pieces.size());
+                        let piece = data.get(start as usize..end as usize);
+                        piece.is_some_and(|p| pieces.verify(k, p))
+                    })
+                    .collect();
+                node.client.handle_part_checked(self.now, download, &good);
             }
             Command::WritePart {
                 download,
@@ -623,8 +678,12 @@ impl Sim {
                 let result = self.write_part(i, download, offset, &data);
                 self.report_io(i, download, result);
             }
-            Command::CommitPart { download, dest } => {
-                let result = self.commit_part(i, download, &dest);
+            Command::CommitPart {
+                download,
+                dest,
+                len,
+            } => {
+                let result = self.commit_part(i, download, &dest, len);
                 self.nodes[i]
                     .client
                     .handle_committed(self.now, download, result);
@@ -642,32 +701,46 @@ impl Sim {
 
     // ---- file commands ----
 
-    /// Sends the clamped range of a shared file, then closes: the classic end of an upload.
-    /// A file that vanished from the folder is sent as nothing, the classic error signal.
-    fn send_file(&mut self, i: usize, conn: ConnId, path: &Path, range: ByteRange) {
+    /// Sends a range of a shared file. With `close`, the range is clamped and the
+    /// connection closed after it: the classic end of an upload, where a file that vanished
+    /// is sent as nothing. Without, the whole range must be there (else the connection is
+    /// closed) and the client hears `handle_sent`.
+    fn send_file(&mut self, i: usize, conn: ConnId, path: &Path, range: ByteRange, close: bool) {
         let node = &self.nodes[i];
         let data = file_in(&node.shared_dir, path).and_then(|n| node.fs.shared.get(&n));
         let slice = data.and_then(|d| {
-            let (start, stop) = range.clamp(d.len() as u64)?;
+            let len = d.len() as u64;
+            let (start, stop) = range.clamp(len)?;
+            let whole = range.end.is_none_or(|end| end < len);
             // Both ends are within the file's length, which is a usize.
-            Some(d[start as usize..stop as usize].to_vec())
+            (close || whole).then(|| d[start as usize..stop as usize].to_vec())
         });
-        if let Some(data) = slice.filter(|s| !s.is_empty()) {
+        let corrupt = node.corrupt_uploads;
+        let sent = slice.is_some();
+        if let Some(mut data) = slice.filter(|s| !s.is_empty()) {
+            if corrupt {
+                data[0] ^= 0xff;
+            }
             self.write(Host::Client(i), Transmit { conn, data });
         }
-        self.close_end(Host::Client(i), conn);
-        self.nodes[i].client.handle_closed(self.now, conn);
+        if close || !sent {
+            self.close_end(Host::Client(i), conn);
+            self.nodes[i].client.handle_closed(self.now, conn);
+        } else {
+            self.nodes[i].client.handle_sent(self.now, conn);
+        }
     }
 
-    fn create_part(&mut self, i: usize, download: DownloadId, path: &Path) -> Result<(), String> {
+    /// Opens (or creates) a partial file, keeping what it holds; returns its length.
+    fn open_part(&mut self, i: usize, download: DownloadId, path: &Path) -> Result<u64, String> {
         let node = &mut self.nodes[i];
         if node.fail_part_writes {
             return Err("no space left on device".into());
         }
         let name = file_in(&node.downloads_dir, path).ok_or("not in the downloads folder")?;
-        node.fs.downloads.insert(name.clone(), Vec::new());
+        let len = node.fs.downloads.entry(name.clone()).or_default().len();
         node.fs.parts.insert(download, name);
-        Ok(())
+        Ok(len as u64)
     }
 
     fn write_part(
@@ -692,7 +765,13 @@ impl Sim {
         Ok(())
     }
 
-    fn commit_part(&mut self, i: usize, download: DownloadId, dest: &Path) -> Result<(), String> {
+    fn commit_part(
+        &mut self,
+        i: usize,
+        download: DownloadId,
+        dest: &Path,
+        len: u64,
+    ) -> Result<(), String> {
         let node = &mut self.nodes[i];
         let part = node
             .fs
@@ -700,11 +779,12 @@ impl Sim {
             .remove(&download)
             .ok_or("no open partial file")?;
         let dest = file_in(&node.downloads_dir, dest).ok_or("not in the downloads folder")?;
-        let data = node
+        let mut data = node
             .fs
             .downloads
             .remove(&part)
             .ok_or("the partial file is gone")?;
+        data.resize(len as usize, 0);
         node.fs.downloads.insert(dest, data);
         Ok(())
     }
@@ -1003,6 +1083,7 @@ mod tests {
             name: "my song.mp3".into(),
             peer: "10.0.0.2".into(),
             size: song.len() as u64,
+            hash: Some(pieces_of(&song).root()),
         };
         assert_eq!(hits, [expected]);
 

@@ -162,8 +162,19 @@ impl Io {
             return;
         }
         let keep = match conn.flush() {
-            Ok(done) => !(done && conn.closing),
+            Ok(done) => {
+                if done && conn.report_sent {
+                    conn.report_sent = false;
+                    client.handle_sent(now, id);
+                }
+                !(done && conn.closing)
+            }
             Err(_) => false,
+        };
+        // `handle_sent` may have queued more for this connection: the drain loop hands it
+        // over and flushes it.
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
         };
         if keep
             && conn
@@ -211,13 +222,16 @@ impl ClientIo for Io {
                 conn: id,
                 path,
                 range,
+                close,
             } => {
                 let Some(conn) = self.conns.get_mut(&id) else {
                     return;
                 };
-                // A file that cannot be opened is sent as nothing: the classic error.
-                conn.upload = Upload::open(&path, range).ok();
-                conn.closing = true;
+                // A file that cannot be opened is sent as nothing: the classic error; a
+                // framed reply that cannot be honoured ends the connection.
+                conn.upload = Upload::open(&path, range, !close).ok();
+                conn.report_sent = !close && conn.upload.is_some();
+                conn.closing = close || conn.upload.is_none();
                 self.settle(client, id, now);
             }
             // `Disk` performs every file command.

@@ -29,6 +29,8 @@ pub struct Conn {
     sent: usize,
     /// A file range being served after `out`.
     pub upload: Option<Upload>,
+    /// Tell the core when `upload` is written (a framed reply, the connection goes on).
+    pub report_sent: bool,
     /// Close once everything queued is written.
     pub closing: bool,
     /// Still waiting for a non-blocking connect to finish.
@@ -43,6 +45,7 @@ impl Conn {
             out: Vec::new(),
             sent: 0,
             upload: None,
+            report_sent: false,
             closing: false,
             connecting,
             interest: Interest::READABLE,

@@ -80,6 +80,7 @@ async fn client(
                 client.handle_closed(now, id);
             }
             Some(Input::Line(line)) => client.handle_input(now, line.as_deref()),
+            Some(Input::Sent(id)) => client.handle_sent(now, id),
             None => client.handle_timeout(now),
         }
         drain(&mut client, &mut io, now);
@@ -121,13 +122,25 @@ impl ClientIo for Io<'_> {
                     link.send(Write::Close);
                 }
             }
-            Command::SendFile { conn, path, range } => {
+            Command::SendFile {
+                conn,
+                path,
+                range,
+                close,
+            } => {
                 if let Some(link) = self.links.get(&conn) {
-                    // A file that cannot be opened is sent as nothing: the classic error.
-                    if let Ok(upload) = Upload::open(&path, range) {
-                        link.send(Write::File(upload));
+                    // A file that cannot be opened is sent as nothing: the classic error; a
+                    // framed reply that cannot be honoured ends the connection.
+                    match Upload::open(&path, range, !close) {
+                        Ok(upload) => link.send(Write::File {
+                            upload,
+                            notify: !close,
+                        }),
+                        Err(_) => link.send(Write::Close),
                     }
-                    link.send(Write::Close);
+                    if close {
+                        link.send(Write::Close);
+                    }
                 }
             }
             // `Disk` performs every file command.

@@ -19,6 +19,8 @@ pub enum Input {
     Closed(ConnId),
     Accepted(TcpStream, SocketAddr),
     Connected(ConnId, io::Result<TcpStream>),
+    /// A file range sent as a framed reply is written.
+    Sent(ConnId),
     /// A line of standard input, `None` at its end.
     Line(Option<String>),
 }
@@ -27,7 +29,11 @@ pub enum Input {
 #[derive(Debug)]
 pub enum Write {
     Data(Vec<u8>),
-    File(Upload),
+    /// A file range; with `notify`, the core hears when it is written.
+    File {
+        upload: Upload,
+        notify: bool,
+    },
     /// Shut the connection down once everything before this is written.
     Close,
 }
@@ -82,7 +88,13 @@ async fn write(id: ConnId, mut stream: TcpStream, work: Receiver<Write>, inputs:
     while let Ok(w) = work.recv().await {
         let done = match w {
             Write::Data(data) => stream.write_all(&data).await.map(|()| false),
-            Write::File(upload) => send_file(&mut stream, upload).await.map(|()| false),
+            Write::File { upload, notify } => match send_file(&mut stream, upload).await {
+                Ok(()) if notify => match inputs.send(Input::Sent(id)).await {
+                    Ok(()) => Ok(false),
+                    Err(_) => Ok(true),
+                },
+                other => other.map(|()| false),
+            },
             Write::Close => stream.flush().await.map(|()| true),
         };
         if !matches!(done, Ok(false)) {

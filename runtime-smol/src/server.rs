@@ -51,7 +51,7 @@ async fn serve(
                     link.send(Write::Close);
                 }
             }
-            Some(Input::Connected(..) | Input::Line(_)) | None => {}
+            Some(Input::Connected(..) | Input::Line(_) | Input::Sent(_)) | None => {}
         }
         while let Some(t) = server.poll_transmit() {
             if let Some(link) = links.get(&t.conn) {

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use super::SearchHit;
 use crate::command::HELP;
-use crate::wire::PeerAddr;
 
 /// What the user should hear about. `Display` gives the text to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +27,15 @@ pub enum ClientEvent {
     },
     DownloadStarted {
         name: String,
-        peer: PeerAddr,
+        /// How many peers it will be fetched from.
+        sources: usize,
         /// The size the server lists, which the download is checked against.
+        size: Option<u64>,
+    },
+    /// More of a download is in (and, where there are hashes, checked).
+    DownloadProgress {
+        name: String,
+        done: u64,
         size: Option<u64>,
     },
     DownloadDone {
@@ -63,16 +69,39 @@ impl fmt::Display for ClientEvent {
                 write!(f, "search \"{pattern}\": {} result{s}", hits.len())?;
                 for h in hits {
                     write!(f, "\n  {}  {}  {} bytes", h.name, h.peer, h.size)?;
+                    if let Some(hash) = h.hash {
+                        let same = hits.iter().filter(|o| o.hash == Some(hash)).count();
+                        let short = &hash.to_string()[..12];
+                        write!(f, "  [blake3 {short}, {same} with this content]")?;
+                    }
                 }
                 Ok(())
             }
-            Self::DownloadStarted { name, peer, size } => match size {
-                Some(size) => write!(f, "downloading {name} from {peer} ({size} bytes)"),
-                None => write!(
-                    f,
-                    "downloading {name} from {peer} (the server does not list it there, so \
-                     its size is unknown and a cut transfer cannot be told from a whole one)"
-                ),
+            Self::DownloadStarted {
+                name,
+                sources,
+                size,
+            } => {
+                let from = match sources {
+                    1 => "1 peer".to_owned(),
+                    n => format!("{n} peers"),
+                };
+                match size {
+                    Some(size) => write!(f, "downloading {name} from {from} ({size} bytes)"),
+                    None => write!(
+                        f,
+                        "downloading {name} from {from} (the server does not list it there, \
+                         so its size is unknown and a cut transfer cannot be told from a \
+                         whole one)"
+                    ),
+                }
+            }
+            Self::DownloadProgress { name, done, size } => match size {
+                Some(size) if *size > 0 => {
+                    let pct = *done as f64 * 100.0 / *size as f64;
+                    write!(f, "{name}: {done} of {size} bytes ({pct:.0}%)")
+                }
+                _ => write!(f, "{name}: {done} bytes"),
             },
             Self::DownloadDone {
                 name,

@@ -16,8 +16,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::command::UserCommand;
+use crate::hash::{ContentHash, PieceHashes};
 use crate::names::check_file_name;
-use crate::wire::{ByteRange, Get, LineBuf, PeerAddr, MAX_LINE};
+use crate::wire::{ByteRange, LineBuf, PeerAddr, MAX_LINE};
 use crate::{ConnId, Transmit};
 
 /// How long a search reply may pause before the client takes it as complete, for servers
@@ -42,11 +43,12 @@ pub struct ClientConfig {
     pub peer_port: u16,
 }
 
-/// A file this client shares, found by the driver in the shared folder.
+/// A file this client shares, found by the driver in the shared folder and hashed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedFile {
     pub name: String,
-    pub size: u64,
+    /// Its piece hashes, which also give its size and content hash.
+    pub pieces: PieceHashes,
 }
 
 /// One search result.
@@ -56,6 +58,8 @@ pub struct SearchHit {
     /// As the server wrote it: `ip` or `ip:port`.
     pub peer: String,
     pub size: u64,
+    /// The content hash, when the server and the sharing peer speak the extension.
+    pub hash: Option<ContentHash>,
 }
 
 /// Identifies one download for the file commands that serve it.
@@ -70,28 +74,43 @@ pub enum Command {
     Connect { conn: ConnId, addr: SocketAddr },
     /// Close after writing the bytes already handed out; no `handle_closed` is needed.
     Close { conn: ConnId },
-    /// Send `range` of the file at `path` on `conn` (clamped to the file's length; nothing
-    /// if it starts past the end), then close it and report [`Client::handle_closed`].
+    /// Send `range` of the regular file at `path` on `conn`, after the bytes already handed
+    /// out. With `close`, the range is clamped to the file (nothing if it starts past the
+    /// end) and the connection is closed afterwards ([`Client::handle_closed`] follows).
+    /// Without it the whole range must be there (else the connection is closed), and
+    /// [`Client::handle_sent`] is reported when it is written.
     SendFile {
         conn: ConnId,
         path: PathBuf,
         range: ByteRange,
+        close: bool,
     },
-    /// Look at the file at `path` (not following symlinks) and report
+    /// Look at the file at `path` (not following symlinks) and hash it; report
     /// [`Client::handle_stat`] with `name`.
     Stat { name: String, path: PathBuf },
-    /// Create (or truncate) the partial file of a download; report failures with
-    /// [`Client::handle_download_io`].
-    CreatePart { download: DownloadId, path: PathBuf },
+    /// Open (creating it if needed, keeping what it holds) the partial file of a download;
+    /// report [`Client::handle_part_opened`].
+    OpenPart { download: DownloadId, path: PathBuf },
+    /// Check the first `len` bytes of the partial file piece by piece against `pieces`;
+    /// report [`Client::handle_part_checked`].
+    CheckPart {
+        download: DownloadId,
+        pieces: PieceHashes,
+        len: u64,
+    },
     /// Write `data` at `offset` of the partial file; report failures likewise.
     WritePart {
         download: DownloadId,
         offset: u64,
         data: Vec<u8>,
     },
-    /// Flush the partial file to disk and rename it to `dest`; report
-    /// [`Client::handle_committed`].
-    CommitPart { download: DownloadId, dest: PathBuf },
+    /// Cut the partial file to `len` bytes, flush it to disk and rename it to `dest` (which
+    /// must not be anything but a regular file); report [`Client::handle_committed`].
+    CommitPart {
+        download: DownloadId,
+        dest: PathBuf,
+        len: u64,
+    },
     /// Close the partial file, keeping it; removing it too when `remove` is set (it holds
     /// nothing worth keeping).
     DropPart { download: DownloadId, remove: bool },
@@ -107,14 +126,10 @@ pub use event::ClientEvent;
 use session::{Link, Pending, Session};
 
 #[derive(Debug)]
-pub(super) enum Role {
+enum Role {
     Server,
-    /// A peer connected to our file server and has not sent its `GET` yet.
-    Upload {
-        rx: LineBuf,
-    },
-    /// The file is being sent by the driver.
-    Serving,
+    /// A peer connected to our file server.
+    Upload(upload::Upload),
     Download(DownloadId),
 }
 
@@ -124,7 +139,9 @@ pub struct Client {
     config: ClientConfig,
     session: Session,
     roles: BTreeMap<ConnId, Role>,
-    shared: BTreeMap<String, u64>,
+    shared: BTreeMap<String, PieceHashes>,
+    /// The name each shared content hash is served from.
+    by_hash: BTreeMap<ContentHash, String>,
     /// Names waiting for [`Client::handle_stat`], with the size the user gave.
     stats: BTreeMap<String, Option<u64>>,
     downloads: BTreeMap<DownloadId, Download>,
@@ -154,9 +171,11 @@ impl Client {
                 in_flight: None,
                 leaving: false,
                 join_text: String::new(),
+                ext: false,
             },
             roles: BTreeMap::from([(server_conn, Role::Server)]),
             shared: BTreeMap::new(),
+            by_hash: BTreeMap::new(),
             stats: BTreeMap::new(),
             downloads: BTreeMap::new(),
             last_hits: Vec::new(),
@@ -175,7 +194,7 @@ impl Client {
         c.session.queue.push_back(Pending::Join);
         for f in files {
             if check_file_name(&f.name).is_ok() {
-                c.share(f.name, f.size);
+                c.share(f.name, f.pieces);
             }
         }
         c
@@ -195,16 +214,8 @@ impl Client {
                 self.pump(now);
             }
             Some(Role::Download(id)) => {
-                let Some(d) = self.downloads.get(id) else {
-                    return;
-                };
-                let mut out = Vec::new();
-                Get {
-                    name: &d.name,
-                    range: ByteRange::ALL,
-                }
-                .encode(&mut out);
-                self.send(conn, out);
+                let id = *id;
+                self.download_connected(id, conn);
             }
             _ => {}
         }
@@ -218,7 +229,8 @@ impl Client {
                 self.config.server
             )),
             Some(Role::Download(id)) => {
-                self.fail_download(id, format!("cannot reach the peer: {reason}"));
+                let why = format!("cannot connect: {reason}");
+                self.download_closed(id, conn, Some(&why));
             }
             _ => {}
         }
@@ -228,12 +240,7 @@ impl Client {
     /// A peer connected to our file server; returns the id for its bytes.
     pub fn handle_accept(&mut self, _now: Instant, _peer: SocketAddr) -> ConnId {
         let conn = self.new_conn();
-        self.roles.insert(
-            conn,
-            Role::Upload {
-                rx: LineBuf::new(MAX_LINE),
-            },
-        );
+        self.roles.insert(conn, Role::Upload(upload::Upload::new()));
         conn
     }
 
@@ -250,17 +257,23 @@ impl Client {
                 }
                 self.pump(now);
             }
-            Some(Role::Upload { rx }) => {
-                rx.extend(data);
-                let Some(line) = rx.next_line() else { return };
-                let line = line.ok().map(|l| String::from_utf8_lossy(l).into_owned());
-                self.on_get(conn, line.as_deref());
+            Some(Role::Upload(up)) => {
+                up.rx.extend(data);
+                self.serve_requests(conn);
             }
             Some(Role::Download(id)) => {
                 let id = *id;
-                self.on_download_bytes(id, data);
+                self.download_bytes(id, conn, data);
             }
-            Some(Role::Serving) | None => {}
+            None => {}
+        }
+    }
+
+    /// A [`Command::SendFile`] without `close` is written; the next request may go on.
+    pub fn handle_sent(&mut self, _now: Instant, conn: ConnId) {
+        if let Some(Role::Upload(up)) = self.roles.get_mut(&conn) {
+            up.sending = false;
+            self.serve_requests(conn);
         }
     }
 
@@ -278,7 +291,7 @@ impl Client {
                     self.lose_server("the server closed the connection".into());
                 }
             }
-            Some(Role::Download(id)) => self.end_download(id),
+            Some(Role::Download(id)) => self.download_closed(id, conn, None),
             _ => {}
         }
         self.transmits.remove(&conn);
@@ -286,31 +299,45 @@ impl Client {
 
     // ---- inputs: results of file commands ----
 
-    /// The result of a [`Command::Stat`]: the file's size if it is a regular file.
-    pub fn handle_stat(&mut self, now: Instant, name: &str, result: Result<u64, String>) {
+    /// The result of a [`Command::Stat`]: the file's piece hashes if it is a regular file.
+    pub fn handle_stat(&mut self, now: Instant, name: &str, result: Result<PieceHashes, String>) {
         let Some(wanted) = self.stats.remove(name) else {
             return;
         };
         match (result, wanted) {
             (Err(reason), _) => self.error(format!("cannot share {name}: {reason}")),
-            (Ok(size), Some(w)) if w != size => {
-                self.error(format!("cannot share {name}: it has {size} bytes, not {w}"))
-            }
-            (Ok(size), _) => {
-                self.share(name.to_owned(), size);
+            (Ok(p), Some(w)) if w != p.size() => self.error(format!(
+                "cannot share {name}: it has {} bytes, not {w}",
+                p.size()
+            )),
+            (Ok(pieces), _) => {
+                self.share(name.to_owned(), pieces);
                 self.pump(now);
             }
         }
     }
 
-    /// A [`Command::CreatePart`] or [`Command::WritePart`] failed.
-    pub fn handle_download_io(&mut self, _now: Instant, download: DownloadId, reason: &str) {
-        if let Some(d) = self.downloads.get(&download) {
-            let conn = d.conn;
-            self.roles.remove(&conn);
-            self.commands.push_back(Command::Close { conn });
-            self.fail_download(download, format!("cannot write the file: {reason}"));
+    /// The result of a [`Command::OpenPart`]: how many bytes the partial file holds.
+    pub fn handle_part_opened(
+        &mut self,
+        _now: Instant,
+        download: DownloadId,
+        result: Result<u64, String>,
+    ) {
+        match result {
+            Ok(existing) => self.part_opened(download, existing),
+            Err(e) => self.fail_download(download, format!("cannot open the partial file: {e}")),
         }
+    }
+
+    /// The result of a [`Command::CheckPart`]: which pieces of the partial file are good.
+    pub fn handle_part_checked(&mut self, _now: Instant, download: DownloadId, good: &[bool]) {
+        self.part_checked(download, good);
+    }
+
+    /// A [`Command::WritePart`] failed (or another write to the partial file).
+    pub fn handle_download_io(&mut self, _now: Instant, download: DownloadId, reason: &str) {
+        self.fail_download(download, format!("cannot write the file: {reason}"));
     }
 
     /// The result of a [`Command::CommitPart`].
@@ -320,21 +347,7 @@ impl Client {
         download: DownloadId,
         result: Result<(), String>,
     ) {
-        let Some(d) = self.downloads.remove(&download) else {
-            return;
-        };
-        match result {
-            Ok(()) => self.events.push_back(ClientEvent::DownloadDone {
-                path: self.config.downloads_dir.join(&d.name),
-                name: d.name,
-                bytes: d.received,
-                elapsed: now.saturating_duration_since(d.started),
-            }),
-            Err(reason) => self.events.push_back(ClientEvent::DownloadFailed {
-                name: d.name,
-                reason: format!("cannot save the file: {reason}"),
-            }),
-        }
+        self.download_committed(now, download, result);
     }
 
     // ---- inputs: time and the user ----
@@ -397,7 +410,7 @@ impl Client {
                 self.commands.push_back(Command::Stat { name, path });
             }
             UserCommand::DeleteFile { name } => {
-                if self.shared.remove(&name).is_none() {
+                if !self.unshare(&name) {
                     self.error(format!("{name} was not shared; telling the server anyway"));
                 }
                 self.session.queue.push_back(Pending::Delete { name });
@@ -474,9 +487,9 @@ impl Client {
         &self.last_hits
     }
 
-    /// Names this client shares.
+    /// Names this client shares, with their sizes.
     pub fn shared(&self) -> impl Iterator<Item = (&str, u64)> {
-        self.shared.iter().map(|(n, s)| (n.as_str(), *s))
+        self.shared.iter().map(|(n, p)| (n.as_str(), p.size()))
     }
 
     // ---- helpers ----

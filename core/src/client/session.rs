@@ -4,7 +4,8 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::{Client, ClientEvent, Command, DownloadId, SearchHit};
-use crate::wire::{LineBuf, Reply, Request};
+use crate::hash::{ContentHash, PieceHashes};
+use crate::wire::{ExtReply, ExtRequest, LineBuf, Reply, Request, EXT_TOKEN};
 use crate::ConnId;
 
 #[derive(Debug)]
@@ -13,6 +14,7 @@ pub(super) enum Pending {
     Create {
         name: String,
         size: u64,
+        hash: ContentHash,
     },
     Delete {
         name: String,
@@ -55,12 +57,41 @@ pub(super) struct Session {
     /// What we send in `JOIN`: our IP as the server sees the route, and our file-server
     /// port when it is not the classic one.
     pub(super) join_text: String,
+    /// The server granted the napshare extension.
+    pub(super) ext: bool,
 }
 
 impl Client {
-    pub(super) fn share(&mut self, name: String, size: u64) {
-        self.shared.insert(name.clone(), size);
-        self.session.queue.push_back(Pending::Create { name, size });
+    pub(super) fn share(&mut self, name: String, pieces: PieceHashes) {
+        let (size, hash) = (pieces.size(), pieces.root());
+        if let Some(old) = self.shared.insert(name.clone(), pieces) {
+            self.by_hash.remove(&old.root());
+        }
+        self.by_hash.insert(hash, name.clone());
+        self.session
+            .queue
+            .push_back(Pending::Create { name, size, hash });
+    }
+
+    /// Stops serving `name`; returns whether it was shared.
+    pub(super) fn unshare(&mut self, name: &str) -> bool {
+        let Some(old) = self.shared.remove(name) else {
+            return false;
+        };
+        let hash = old.root();
+        if self.by_hash.get(&hash).is_some_and(|n| n == name) {
+            self.by_hash.remove(&hash);
+            // Another name with the same content can serve it.
+            let other = self.shared.iter().find(|(_, p)| p.root() == hash);
+            if let Some((other, _)) = other {
+                self.by_hash.insert(hash, other.clone());
+            }
+        }
+        true
+    }
+
+    pub(super) fn session_is_up(&self) -> bool {
+        self.session.link == Link::Up
     }
 
     /// Sends the next queued request if none is in flight.
@@ -73,14 +104,34 @@ impl Client {
             return;
         };
         let mut out = Vec::new();
-        match &what {
-            Pending::Join => Request::Join { addr: &s.join_text }.encode(&mut out),
-            Pending::Create { name, size } => {
-                Request::CreateFile { name, size: *size }.encode(&mut out)
+        let out_ref = &mut out;
+        // Ask for the extension in JOIN; use it once granted, else speak classic.
+        match (&what, s.ext) {
+            (Pending::Join, _) => {
+                let addr = format!("{} {EXT_TOKEN}", s.join_text);
+                Request::Join { addr: &addr }.encode(out_ref);
             }
-            Pending::Delete { name } => Request::DeleteFile { name }.encode(&mut out),
-            Pending::Search { pattern, .. } => Request::Search { pattern }.encode(&mut out),
-            Pending::Leave => Request::Leave.encode(&mut out),
+            (Pending::Create { name, size, hash }, true) => ExtRequest::AddFile {
+                name: name.into(),
+                size: *size,
+                hash: *hash,
+            }
+            .encode(out_ref),
+            (Pending::Create { name, size, .. }, false) => {
+                Request::CreateFile { name, size: *size }.encode(out_ref);
+            }
+            (Pending::Delete { name }, true) => {
+                ExtRequest::DelFile { name: name.into() }.encode(out_ref);
+            }
+            (Pending::Delete { name }, false) => Request::DeleteFile { name }.encode(out_ref),
+            (Pending::Search { pattern, .. }, true) => ExtRequest::Find {
+                pattern: pattern.into(),
+            }
+            .encode(out_ref),
+            (Pending::Search { pattern, .. }, false) => {
+                Request::Search { pattern }.encode(out_ref);
+            }
+            (Pending::Leave, _) => Request::Leave.encode(out_ref),
         }
         s.in_flight = Some(InFlight { what, since: now });
         let conn = s.conn;
@@ -88,8 +139,12 @@ impl Client {
     }
 
     pub(super) fn on_reply_line(&mut self, now: Instant, line: &str) {
-        let Ok(reply) = Reply::parse(line) else {
-            return;
+        let reply = match Reply::parse(line) {
+            Ok(r) => r,
+            Err(_) => match ExtReply::parse(line) {
+                Ok(r) => return self.on_ext_reply(now, r),
+                Err(_) => return,
+            },
         };
         let Some(f) = self.session.in_flight.as_mut() else {
             return;
@@ -101,21 +156,18 @@ impl Client {
                     server: self.config.server,
                 });
             }
-            (Pending::Create { name, size }, Reply::ConfirmCreateFile { name: n }) if n == name => {
-                let (name, size) = (std::mem::take(name), *size);
-                self.session.in_flight = None;
-                self.events.push_back(ClientEvent::Shared { name, size });
+            (Pending::Create { name, .. }, Reply::ConfirmCreateFile { name: n }) if n == name => {
+                self.confirm_create();
             }
             (Pending::Delete { name }, Reply::ConfirmDeleteFile { name: n }) if n == name => {
-                let name = std::mem::take(name);
-                self.session.in_flight = None;
-                self.events.push_back(ClientEvent::Unshared { name });
+                self.confirm_delete();
             }
             (Pending::Search { hits, answered, .. }, Reply::File { name, peer, size }) => {
                 hits.push(SearchHit {
                     name: name.to_owned(),
                     peer: peer.to_owned(),
                     size,
+                    hash: None,
                 });
                 *answered = true;
                 f.since = now;
@@ -134,6 +186,73 @@ impl Client {
         }
     }
 
+    /// An extension reply: like its classic twin, with names decoded and hashes.
+    fn on_ext_reply(&mut self, now: Instant, reply: ExtReply<'_>) {
+        let Some(f) = self.session.in_flight.as_mut() else {
+            return;
+        };
+        match (&mut f.what, reply) {
+            (Pending::Join, ExtReply::ConfirmJoin) => {
+                self.session.ext = true;
+                self.session.in_flight = None;
+                self.events.push_back(ClientEvent::Joined {
+                    server: self.config.server,
+                });
+            }
+            (Pending::Create { name, .. }, ExtReply::ConfirmAddFile { name: n }) if n == *name => {
+                self.confirm_create();
+            }
+            (Pending::Delete { name }, ExtReply::ConfirmDelFile { name: n }) if n == *name => {
+                self.confirm_delete();
+            }
+            (
+                Pending::Search { hits, answered, .. },
+                ExtReply::Found {
+                    name,
+                    peer,
+                    size,
+                    hash,
+                },
+            ) => {
+                hits.push(SearchHit {
+                    name: name.into_owned(),
+                    peer: peer.to_owned(),
+                    size,
+                    hash,
+                });
+                *answered = true;
+                f.since = now;
+            }
+            (Pending::Search { .. }, ExtReply::EndFind { .. }) => self.complete_search(),
+            (_, ExtReply::Error { message }) => {
+                // The server refused what we asked; say so and go on with the next request.
+                self.session.in_flight = None;
+                self.error(format!("the server refused a request: {message}"));
+            }
+            _ => {}
+        }
+    }
+
+    fn confirm_create(&mut self) {
+        if let Some(InFlight {
+            what: Pending::Create { name, size, .. },
+            ..
+        }) = self.session.in_flight.take()
+        {
+            self.events.push_back(ClientEvent::Shared { name, size });
+        }
+    }
+
+    fn confirm_delete(&mut self) {
+        if let Some(InFlight {
+            what: Pending::Delete { name },
+            ..
+        }) = self.session.in_flight.take()
+        {
+            self.events.push_back(ClientEvent::Unshared { name });
+        }
+    }
+
     pub(super) fn complete_search(&mut self) {
         let Some(InFlight {
             what:
@@ -149,8 +268,7 @@ impl Client {
             return;
         };
         if let Some(id) = lookup {
-            self.begin_transfer(id, &hits);
-            return;
+            return self.plan_download(id, &hits);
         }
         self.last_hits.clone_from(&hits);
         self.events

@@ -1,31 +1,148 @@
-//! The file server: answers peers' `GET` requests for files this client shares.
+//! The file server: answers peers' requests for files this client shares.
+//!
+//! A classic peer sends one `GET name range` and gets raw bytes until the close (or a close
+//! with no bytes when the file is not shared). A napshare peer sends any number of `XGET`
+//! and `XPIECES` requests on one connection and gets a framed reply to each, in order: a
+//! header line, then exactly the bytes it announces, or an `ERROR` line.
+//!
+//! Files are found by name or hash in this client's own table, never by joining a name
+//! onto a path as given, so no request can reach a file that was not shared.
 
 use super::{Client, Command, Role};
-use crate::wire::GetLine;
+use crate::hash::ContentHash;
+use crate::wire::{ByteRange, GetLine, LineBuf, PeerError, PeerReply, PeerRequest, MAX_LINE};
 use crate::ConnId;
 
-impl Client {
-    pub(super) fn on_get(&mut self, conn: ConnId, line: Option<&str>) {
-        let found = line
-            .and_then(|l| GetLine::parse(l).ok())
-            .and_then(|g| g.readings().find(|r| self.shared.contains_key(r.name)));
-        match found {
-            Some(get) => {
-                // The name is a key of our table; the path is built only from a name we
-                // checked when it was shared.
-                let path = self.config.shared_dir.join(get.name);
-                self.roles.insert(conn, Role::Serving);
-                self.commands.push_back(Command::SendFile {
-                    conn,
-                    path,
-                    range: get.range,
-                });
-            }
-            None => {
-                // Classic error signal: close with no bytes.
-                self.roles.remove(&conn);
-                self.commands.push_back(Command::Close { conn });
-            }
+/// One connection to our file server.
+#[derive(Debug)]
+pub(super) struct Upload {
+    pub(super) rx: LineBuf,
+    /// A file range is being written by the driver; later requests wait for it.
+    pub(super) sending: bool,
+}
+
+impl Upload {
+    pub(super) fn new() -> Self {
+        Self {
+            rx: LineBuf::new(MAX_LINE),
+            sending: false,
         }
     }
+}
+
+impl Client {
+    /// Answers the requests buffered on `conn`, one at a time.
+    pub(super) fn serve_requests(&mut self, conn: ConnId) {
+        loop {
+            let Some(Role::Upload(up)) = self.roles.get_mut(&conn) else {
+                return;
+            };
+            if up.sending {
+                return;
+            }
+            let line = match up.rx.next_line() {
+                None => return,
+                Some(Ok(l)) => String::from_utf8_lossy(l).into_owned(),
+                Some(Err(_)) => return self.drop_upload(conn),
+            };
+            if line.starts_with("GET ") {
+                return self.serve_classic(conn, &line);
+            }
+            let mut out = Vec::new();
+            match PeerRequest::parse(&line) {
+                Ok(PeerRequest::Get { hash, start, len }) => {
+                    self.serve_range(conn, hash, start, len, &mut out);
+                }
+                Ok(PeerRequest::Pieces { hash }) => match self.shared_by_hash(hash) {
+                    Some((_, pieces)) => {
+                        let (size, list) = (pieces.size(), pieces.pieces());
+                        let count = list.len() as u64;
+                        PeerReply::Pieces { size, count }.encode(&mut out);
+                        out.extend(list.iter().flatten());
+                    }
+                    None => refuse(&mut out, PeerError::NotFound, "not shared here"),
+                },
+                Err(_) => refuse(&mut out, PeerError::BadRequest, "not understood"),
+            }
+            self.send(conn, out);
+        }
+    }
+
+    /// `XGET`: the header now, the bytes by the driver.
+    fn serve_range(
+        &mut self,
+        conn: ConnId,
+        hash: ContentHash,
+        start: u64,
+        len: u64,
+        out: &mut Vec<u8>,
+    ) {
+        let Some((name, pieces)) = self.shared_by_hash(hash) else {
+            return refuse(out, PeerError::NotFound, "not shared here");
+        };
+        let end = start.checked_add(len);
+        if end.is_none_or(|end| end > pieces.size()) {
+            return refuse(out, PeerError::BadRange, "past the end of the file");
+        }
+        PeerReply::Data { start, len }.encode(out);
+        if len == 0 {
+            return;
+        }
+        let path = self.config.shared_dir.join(name);
+        let range = ByteRange {
+            start,
+            end: Some(start + len - 1),
+        };
+        let header = std::mem::take(out);
+        self.send(conn, header);
+        if let Some(Role::Upload(up)) = self.roles.get_mut(&conn) {
+            up.sending = true;
+        }
+        self.commands.push_back(Command::SendFile {
+            conn,
+            path,
+            range,
+            close: false,
+        });
+    }
+
+    /// A classic `GET`: the bytes, then the close; a close with no bytes when the file is
+    /// not shared.
+    fn serve_classic(&mut self, conn: ConnId, line: &str) {
+        let found = GetLine::parse(line)
+            .ok()
+            .and_then(|g| g.readings().find(|r| self.shared.contains_key(r.name)));
+        let Some(get) = found else {
+            return self.drop_upload(conn);
+        };
+        // The name is a key of our table, checked when it was shared.
+        let path = self.config.shared_dir.join(get.name);
+        if let Some(Role::Upload(up)) = self.roles.get_mut(&conn) {
+            up.sending = true;
+        }
+        self.commands.push_back(Command::SendFile {
+            conn,
+            path,
+            range: get.range,
+            close: true,
+        });
+    }
+
+    fn drop_upload(&mut self, conn: ConnId) {
+        self.roles.remove(&conn);
+        self.commands.push_back(Command::Close { conn });
+    }
+
+    fn shared_by_hash(&self, hash: ContentHash) -> Option<(&str, &crate::hash::PieceHashes)> {
+        let name = self.by_hash.get(&hash)?;
+        self.shared.get(name).map(|p| (name.as_str(), p))
+    }
+}
+
+fn refuse(out: &mut Vec<u8>, code: PeerError, message: &str) {
+    PeerReply::Error {
+        code,
+        message: message.into(),
+    }
+    .encode(out);
 }

@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::client::{Client, Command, DownloadId, SharedFile};
+use crate::hash::{piece_span, FileHasher, PieceHashes, PIECE};
 use crate::names::check_file_name;
 use crate::wire::{ByteRange, CLASSIC_SERVER_PORT};
 
-/// The regular files directly in `dir` (not symlinks, not subfolders), sorted by name.
-/// Creates `dir` if it does not exist. Names that cannot be shared (not UTF-8, control
-/// characters) are returned apart so the user can be told.
+/// The regular files directly in `dir` (not symlinks, not subfolders), sorted by name and
+/// hashed. Creates `dir` if it does not exist. Names that cannot be shared (not UTF-8,
+/// control characters) and files that cannot be read are returned apart so the user can
+/// be told.
 pub fn scan_shared(dir: &Path) -> io::Result<(Vec<SharedFile>, Vec<PathBuf>)> {
     fs::create_dir_all(dir)?;
     let mut files = Vec::new();
@@ -25,15 +27,39 @@ pub fn scan_shared(dir: &Path) -> io::Result<(Vec<SharedFile>, Vec<PathBuf>)> {
             continue;
         }
         match entry.file_name().into_string() {
-            Ok(name) if check_file_name(&name).is_ok() => files.push(SharedFile {
-                name,
-                size: entry.metadata()?.len(),
-            }),
+            Ok(name) if check_file_name(&name).is_ok() => match hash_file(&entry.path()) {
+                Ok(pieces) => files.push(SharedFile { name, pieces }),
+                Err(_) => skipped.push(entry.path()),
+            },
             _ => skipped.push(entry.path()),
         }
     }
     files.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((files, skipped))
+}
+
+/// Hashes the regular file at `path` (not following a symlink).
+pub fn hash_file(path: &Path) -> io::Result<PieceHashes> {
+    if !fs::symlink_metadata(path)?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file in the shared folder",
+        ));
+    }
+    let mut file = File::open(path)?;
+    let size = file.metadata()?.len();
+    let mut hasher = FileHasher::new(size);
+    let mut buf = vec![0; PIECE as usize];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    hasher
+        .finish()
+        .ok_or_else(|| io::Error::other("the file changed while it was hashed"))
 }
 
 /// Resolves `HOST[:PORT]` (port 1234 when absent), preferring an IPv4 address.
@@ -71,9 +97,11 @@ pub struct Upload {
 const CHUNK: usize = 64 * 1024;
 
 impl Upload {
-    /// Opens `range` of the regular file at `path`. A range that starts past the end gives
-    /// an empty upload (the peer sees a close with no bytes, the classic error signal).
-    pub fn open(path: &Path, range: ByteRange) -> io::Result<Self> {
+    /// Opens `range` of the regular file at `path`. Unless `exact`, the range is clamped to
+    /// the file and one that starts past the end gives an empty upload (the peer sees a
+    /// close with no bytes, the classic error signal); with `exact` a range the file does
+    /// not wholly hold is an error.
+    pub fn open(path: &Path, range: ByteRange, exact: bool) -> io::Result<Self> {
         if !fs::symlink_metadata(path)?.is_file() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -82,6 +110,13 @@ impl Upload {
         }
         let mut file = File::open(path)?;
         let len = file.metadata()?.len();
+        let whole = range.end.is_none_or(|end| end < len) && range.start <= len;
+        if exact && !whole {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank",
+            ));
+        }
         let (start, stop) = range.clamp(len).unwrap_or((len, len));
         file.seek(SeekFrom::Start(start))?;
         Ok(Self {
@@ -131,33 +166,35 @@ impl Disk {
     pub fn perform(&mut self, now: Instant, cmd: Command, client: &mut Client) -> Option<Command> {
         match cmd {
             Command::Stat { name, path } => {
-                let result = match fs::symlink_metadata(&path) {
-                    Ok(m) if m.is_file() => Ok(m.len()),
-                    Ok(_) => Err("not a regular file in the shared folder".to_owned()),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        Err("no such file in the shared folder".to_owned())
-                    }
-                    Err(e) => Err(e.to_string()),
-                };
+                let result = hash_file(&path).map_err(|e| match e.kind() {
+                    io::ErrorKind::NotFound => "no such file in the shared folder".to_owned(),
+                    _ => e.to_string(),
+                });
                 client.handle_stat(now, &name, result);
             }
-            Command::CreatePart { download, path } => {
-                let created = path
+            Command::OpenPart { download, path } => {
+                let opened = path
                     .parent()
                     .map_or(Ok(()), fs::create_dir_all)
-                    .and_then(|()| {
-                        OpenOptions::new()
-                            .write(true)
-                            .create(true)
-                            .truncate(true)
-                            .open(&path)
-                    });
-                match created {
-                    Ok(f) => {
+                    .and_then(|()| open_part(&path));
+                match opened {
+                    Ok((f, len)) => {
                         self.parts.insert(download, (f, path));
+                        client.handle_part_opened(now, download, Ok(len));
                     }
-                    Err(e) => client.handle_download_io(now, download, &e.to_string()),
+                    Err(e) => client.handle_part_opened(now, download, Err(e.to_string())),
                 }
+            }
+            Command::CheckPart {
+                download,
+                pieces,
+                len,
+            } => {
+                let good = match self.parts.get_mut(&download) {
+                    Some((f, _)) => check_part(f, &pieces, len),
+                    None => Vec::new(),
+                };
+                client.handle_part_checked(now, download, &good);
             }
             Command::WritePart {
                 download,
@@ -174,12 +211,13 @@ impl Disk {
                     client.handle_download_io(now, download, &e.to_string());
                 }
             }
-            Command::CommitPart { download, dest } => {
+            Command::CommitPart {
+                download,
+                dest,
+                len,
+            } => {
                 let result = match self.parts.remove(&download) {
-                    Some((f, part)) => f
-                        .sync_all()
-                        .and_then(|()| fs::rename(&part, &dest))
-                        .map_err(|e| e.to_string()),
+                    Some((f, part)) => commit(&f, &part, &dest, len).map_err(|e| e.to_string()),
                     None => Err("the partial file is gone".to_owned()),
                 };
                 client.handle_committed(now, download, result);
@@ -199,6 +237,58 @@ impl Disk {
     }
 }
 
+/// Opens a partial file for writing without losing what it holds; returns its length.
+fn open_part(path: &Path) -> io::Result<(File, u64)> {
+    if fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "something that is not a file is in the way",
+        ));
+    }
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    Ok((f, len))
+}
+
+/// Which pieces of the first `len` bytes of `f` match `pieces`.
+fn check_part(f: &mut File, pieces: &PieceHashes, len: u64) -> Vec<bool> {
+    let mut good = Vec::new();
+    let mut buf = Vec::new();
+    for i in 0..pieces.pieces().len() as u64 {
+        let (start, end) = piece_span(i, pieces.size());
+        if end > len {
+            good.push(false);
+            continue;
+        }
+        buf.resize((end - start) as usize, 0);
+        let ok = f
+            .seek(SeekFrom::Start(start))
+            .and_then(|_| f.read_exact(&mut buf))
+            .is_ok();
+        good.push(ok && pieces.verify(i, &buf));
+    }
+    good
+}
+
+/// Makes a finished partial file the final file: exact length, on disk, then renamed. The
+/// final name may hold an older regular file (it is replaced) but nothing else.
+fn commit(f: &File, part: &Path, dest: &Path, len: u64) -> io::Result<()> {
+    if fs::symlink_metadata(dest).is_ok_and(|m| !m.is_file()) {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a regular file", dest.display()),
+        ));
+    }
+    f.set_len(len)?;
+    f.sync_all()?;
+    fs::rename(part, dest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,7 +300,7 @@ mod tests {
         let path = dir.join("f");
         fs::write(&path, b"0123456789").unwrap();
         let collect = |range| {
-            let mut up = Upload::open(&path, range).unwrap();
+            let mut up = Upload::open(&path, range, false).unwrap();
             let mut out = Vec::new();
             loop {
                 let c = up.chunk().unwrap().to_vec();

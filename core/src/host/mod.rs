@@ -13,7 +13,7 @@ mod drain;
 mod run;
 mod stdin;
 
-pub use disk::{resolve_server, scan_shared, Disk, Upload};
+pub use disk::{hash_file, resolve_server, scan_shared, Disk, Upload};
 pub use drain::{drain, ClientIo};
 pub use run::{main, Runtime};
 pub use stdin::spawn_stdin_reader;

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use mio::{Events, Interest, Poll, Token, Waker};
 use napshare_core::client::{Client, ClientConfig, Command, SharedFile};
-use napshare_core::host::{drain, spawn_stdin_reader, ClientIo, Disk, Upload};
+use napshare_core::host::{drain, spawn_stdin_reader, ClientIo, Disk, Ui, Upload};
 use napshare_core::{ConnId, Transmit};
 
 use crate::conn::{Conn, ReadEnd};
@@ -23,6 +23,7 @@ struct Io {
     poll: Poll,
     conns: HashMap<ConnId, Conn>,
     disk: Disk,
+    ui: Ui,
 }
 
 /// Runs a client until it leaves (status 0) or loses the server (status 1).
@@ -48,6 +49,7 @@ pub fn run(
         poll,
         conns: HashMap::new(),
         disk: Disk::new(),
+        ui: Ui::new(),
     };
     let mut client = Client::new(Instant::now(), config, files);
     let mut events = Events::with_capacity(256);
@@ -191,6 +193,10 @@ impl Io {
 impl ClientIo for Io {
     fn disk(&mut self) -> &mut Disk {
         &mut self.disk
+    }
+
+    fn ui(&mut self) -> &mut Ui {
+        &mut self.ui
     }
 
     fn transmit(&mut self, client: &mut Client, t: Transmit, now: Instant) {

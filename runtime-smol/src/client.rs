@@ -6,7 +6,7 @@ use std::io;
 use std::time::Instant;
 
 use napshare_core::client::{Client, ClientConfig, Command, SharedFile};
-use napshare_core::host::{drain, spawn_stdin_reader, ClientIo, Disk, Upload};
+use napshare_core::host::{drain, spawn_stdin_reader, ClientIo, Disk, Ui, Upload};
 use napshare_core::{ConnId, Transmit};
 use smol::channel::{self, Sender};
 use smol::net::{TcpListener, TcpStream};
@@ -30,6 +30,7 @@ struct Io<'a> {
     inputs: Sender<Input>,
     links: HashMap<ConnId, Link>,
     disk: Disk,
+    ui: Ui,
 }
 
 async fn client(
@@ -52,6 +53,7 @@ async fn client(
         inputs: inputs_tx,
         links: HashMap::new(),
         disk: Disk::new(),
+        ui: Ui::new(),
     };
     let mut client = Client::new(Instant::now(), config, files);
     let mut timer = Timer::never();
@@ -98,6 +100,10 @@ impl Io<'_> {
 impl ClientIo for Io<'_> {
     fn disk(&mut self) -> &mut Disk {
         &mut self.disk
+    }
+
+    fn ui(&mut self) -> &mut Ui {
+        &mut self.ui
     }
 
     fn transmit(&mut self, _client: &mut Client, t: Transmit, _now: Instant) {

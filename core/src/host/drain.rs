@@ -5,11 +5,12 @@ use std::time::Instant;
 use crate::client::{Client, Command};
 use crate::Transmit;
 
-use super::Disk;
+use super::{Disk, Ui};
 
 /// What a runtime provides to [`drain`]: its sockets and its [`Disk`].
 pub trait ClientIo {
     fn disk(&mut self) -> &mut Disk;
+    fn ui(&mut self) -> &mut Ui;
     /// Queues `t.data` for writing on `t.conn` (a connection that is gone drops it).
     fn transmit(&mut self, client: &mut Client, t: Transmit, now: Instant);
     /// Carries out [`Command::Connect`], [`Command::Close`] or [`Command::SendFile`].
@@ -18,7 +19,7 @@ pub trait ClientIo {
 
 /// Carries out everything `client` has queued, until it has nothing more (the drain
 /// contract): bytes to send, file commands, socket commands, and events, which are
-/// printed on standard output for the user.
+/// shown to the user.
 pub fn drain(client: &mut Client, io: &mut impl ClientIo, now: Instant) {
     loop {
         let mut busy = false;
@@ -34,7 +35,7 @@ pub fn drain(client: &mut Client, io: &mut impl ClientIo, now: Instant) {
         }
         while let Some(event) = client.poll_event() {
             busy = true;
-            println!("{event}");
+            io.ui().show(&event);
         }
         if !busy {
             return;

@@ -12,8 +12,10 @@ mod disk;
 mod drain;
 mod run;
 mod stdin;
+mod ui;
 
 pub use disk::{hash_file, resolve_server, scan_shared, Disk, Upload};
 pub use drain::{drain, ClientIo};
 pub use run::{main, Runtime};
 pub use stdin::spawn_stdin_reader;
+pub use ui::Ui;

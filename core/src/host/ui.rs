@@ -1,0 +1,103 @@
+//! What the user sees: one line per event, and download progress as a bar per download on
+//! a terminal (bytes, rate, time left) or as a few quiet lines when output goes to a pipe.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::client::ClientEvent;
+
+/// Prints a client's events on standard output.
+pub struct Ui {
+    bars: Option<MultiProgress>,
+    progress: BTreeMap<String, Progress>,
+}
+
+enum Progress {
+    Bar(ProgressBar),
+    /// Without a terminal: the last quarter of the file reported.
+    Quiet(u64),
+}
+
+impl Default for Ui {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Ui {
+    /// Bars only when standard output is a terminal.
+    pub fn new() -> Self {
+        let bars = std::io::stdout()
+            .is_terminal()
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
+        Self {
+            bars,
+            progress: BTreeMap::new(),
+        }
+    }
+
+    pub fn show(&mut self, event: &ClientEvent) {
+        match event {
+            ClientEvent::DownloadStarted { name, size, .. } => {
+                self.line(&event.to_string());
+                let progress = match (&self.bars, size) {
+                    (Some(multi), Some(size)) => Progress::Bar(multi.add(bar(name, *size))),
+                    _ => Progress::Quiet(0),
+                };
+                self.progress.insert(name.clone(), progress);
+            }
+            ClientEvent::DownloadProgress { name, done, size } => {
+                let report = match (self.progress.get_mut(name), size) {
+                    (Some(Progress::Bar(bar)), _) => {
+                        bar.set_position(*done);
+                        false
+                    }
+                    (Some(Progress::Quiet(last)), Some(size)) if *size > 0 => {
+                        let quarter = done * 4 / size;
+                        let new = quarter > *last && quarter < 4;
+                        *last = quarter.max(*last);
+                        new
+                    }
+                    _ => false,
+                };
+                if report {
+                    self.line(&event.to_string());
+                }
+            }
+            ClientEvent::DownloadDone { name, .. } | ClientEvent::DownloadFailed { name, .. } => {
+                if let Some(Progress::Bar(bar)) = self.progress.remove(name) {
+                    bar.finish_and_clear();
+                    if let Some(multi) = &self.bars {
+                        multi.remove(&bar);
+                    }
+                }
+                self.line(&event.to_string());
+            }
+            other => self.line(&other.to_string()),
+        }
+    }
+
+    /// Prints above the bars, so they are not torn.
+    fn line(&self, text: &str) {
+        match &self.bars {
+            Some(multi) if !self.progress.is_empty() => {
+                let _ = multi.println(text);
+            }
+            _ => println!("{text}"),
+        }
+    }
+}
+
+fn bar(name: &str, size: u64) -> ProgressBar {
+    let bar = ProgressBar::new(size);
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(name.to_owned());
+    bar
+}

@@ -8,6 +8,8 @@ use mio::{Interest, Registry, Token};
 
 use napshare_core::host::Upload;
 
+use crate::send::{send_upload, METHOD};
+
 /// Stop reading from a connection while this many bytes wait to be written to it: a peer
 /// that does not read its replies gets no more of them computed.
 const BACKLOG_LIMIT: usize = 1 << 20;
@@ -100,19 +102,11 @@ impl Conn {
         if self.out.capacity() > BACKLOG_LIMIT {
             self.out = Vec::new();
         }
-        while let Some(up) = self.upload.as_mut() {
-            let chunk = up.chunk()?;
-            if chunk.is_empty() {
-                self.upload = None;
-                break;
+        if let Some(up) = self.upload.as_mut() {
+            if !send_upload(&mut self.stream, up, METHOD)? {
+                return Ok(false);
             }
-            match self.stream.write(chunk) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => up.consume(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+            self.upload = None;
         }
         Ok(true)
     }

@@ -15,6 +15,7 @@ use napshare_core::ConnId;
 
 mod client;
 mod conn;
+pub mod send;
 mod server;
 
 /// The mio runtime.

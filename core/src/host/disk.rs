@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -87,9 +88,11 @@ pub fn resolve_server(text: &str) -> io::Result<SocketAddr> {
 #[derive(Debug)]
 pub struct Upload {
     file: File,
-    remaining: u64,
+    /// The next byte of the file to send, and the end of the range.
+    pos: u64,
+    end: u64,
+    /// Bytes read from the file and not yet all written; `buf[sent..]` is still to go.
     buf: Vec<u8>,
-    /// Bytes of `buf` already written to the socket.
     sent: usize,
 }
 
@@ -108,7 +111,7 @@ impl Upload {
                 "not a regular file",
             ));
         }
-        let mut file = File::open(path)?;
+        let file = File::open(path)?;
         let len = file.metadata()?.len();
         let whole = range.end.is_none_or(|end| end < len) && range.start <= len;
         if exact && !whole {
@@ -117,11 +120,11 @@ impl Upload {
                 "the file shrank",
             ));
         }
-        let (start, stop) = range.clamp(len).unwrap_or((len, len));
-        file.seek(SeekFrom::Start(start))?;
+        let (pos, end) = range.clamp(len).unwrap_or((len, len));
         Ok(Self {
             file,
-            remaining: stop - start,
+            pos,
+            end,
             buf: Vec::new(),
             sent: 0,
         })
@@ -129,17 +132,13 @@ impl Upload {
 
     /// The next bytes to write, or an empty slice when everything was sent.
     pub fn chunk(&mut self) -> io::Result<&[u8]> {
-        if self.sent == self.buf.len() && self.remaining > 0 {
-            let want = CHUNK.min(usize::try_from(self.remaining).unwrap_or(CHUNK));
+        if self.sent == self.buf.len() && self.pos < self.end {
+            let want = CHUNK.min(usize::try_from(self.end - self.pos).unwrap_or(CHUNK));
             self.buf.resize(want, 0);
-            let n = self.file.read(&mut self.buf)?;
-            if n == 0 {
-                // The file shrank since it was opened: send what there was.
-                self.remaining = 0;
-            }
+            let n = self.file.read_at(&mut self.buf, self.pos)?;
             self.buf.truncate(n);
-            self.remaining -= n as u64;
             self.sent = 0;
+            self.advance(n as u64);
         }
         Ok(&self.buf[self.sent..])
     }
@@ -147,6 +146,24 @@ impl Upload {
     /// Records that `n` bytes of the last chunk were written.
     pub fn consume(&mut self, n: usize) {
         self.sent += n;
+    }
+
+    /// The file and the span `[pos, end)` still to send, for a runtime that hands the
+    /// range to the kernel (`sendfile`) instead of copying it through [`Upload::chunk`];
+    /// `None` while bytes read by `chunk` are still waiting.
+    pub fn kernel_range(&self) -> Option<(&File, u64, u64)> {
+        (self.sent == self.buf.len()).then_some((&self.file, self.pos, self.end))
+    }
+
+    /// Records that the kernel sent `n` bytes from the position; `0` means the file ended
+    /// early (it shrank since it was opened), and ends the upload.
+    pub fn advance(&mut self, n: u64) {
+        self.pos = if n == 0 { self.end } else { self.pos + n };
+    }
+
+    /// Whether everything was sent.
+    pub fn is_done(&self) -> bool {
+        self.pos >= self.end && self.sent == self.buf.len()
     }
 }
 

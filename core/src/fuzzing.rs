@@ -20,9 +20,11 @@ use std::time::Instant;
 
 use arbitrary::{Arbitrary, Unstructured};
 
+use crate::hash::ContentHash;
 use crate::server::{LeaveReason, Server, ServerConfig, ServerEvent};
 use crate::wire::{
-    ByteRange, Get, GetLine, LineBuf, LineError, ParseError, PeerAddr, Reply, Request, MAX_LINE,
+    escape, split_join, unescape, ByteRange, ExtReply, ExtRequest, Get, GetLine, LineBuf,
+    LineError, ParseError, PeerAddr, PeerReply, PeerRequest, Reply, Request, EXT_TOKEN, MAX_LINE,
 };
 use crate::ConnId;
 
@@ -89,13 +91,47 @@ pub fn codec(data: &[u8]) {
     );
     round_trip!(Reply, data);
 
-    // GET lines, as the file server reads them.
     for line in framed.lines.iter().flatten() {
-        if let Ok(text) = std::str::from_utf8(line) {
-            check_get_line(text, &[0, 1, 100, u64::MAX]);
-        }
+        let Ok(text) = std::str::from_utf8(line) else {
+            continue;
+        };
+        // GET lines, as the file server reads them.
+        check_get_line(text, &[0, 1, 100, u64::MAX]);
+        // The extension's lines, and its escaping of names.
+        line_round_trip!(ExtRequest, text);
+        line_round_trip!(ExtReply, text);
+        line_round_trip!(PeerRequest, text);
+        line_round_trip!(PeerReply, text);
+        let escaped = escape(text);
+        assert!(
+            !escaped.contains([' ', '\n', '\r']),
+            "escape({text:?}) = {escaped:?} is not one field"
+        );
+        assert_eq!(unescape(&escaped).as_deref(), Ok(text), "escape round trip");
     }
 }
+
+/// A line that parses as `$ty` re-encodes to one line that parses to the same message.
+macro_rules! line_round_trip {
+    ($ty:ident, $text:expr) => {{
+        let text: &str = $text;
+        if let Ok(m) = $ty::parse(text) {
+            let mut out = Vec::new();
+            m.encode(&mut out);
+            let again = std::str::from_utf8(&out)
+                .ok()
+                .and_then(|l| l.strip_suffix('\n'))
+                .filter(|l| !l.contains('\n'))
+                .map($ty::parse);
+            assert!(
+                again == Some(Ok(m.clone())),
+                "{text:?} parsed as {m:?}, re-encoded as {:?}, which parses as {again:?}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+    }};
+}
+use line_round_trip;
 
 /// What a [`LineBuf`] made of a byte stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -363,6 +399,9 @@ const NAMES: &[&str] = &[
     "trail ",
     "x\ry",
     "FILE 1.2.3.4 5",
+    "new\nline",
+    "100% ok",
+    "tab\there",
 ];
 const PATTERNS: &[&str] = &[
     "", "alpha", "ALPHA", "a", " ", ".txt", "nomatch", "ç", "b b",
@@ -377,6 +416,8 @@ const JOIN_TEXTS: &[&str] = &[
     "x:99999",
     "",
     " 127.0.0.1:1 ",
+    "10.0.0.1:4000 NAPSHARE/1",
+    "NAPSHARE/1",
 ];
 const IPS: &[&str] = &["127.0.0.1", "10.0.0.1", "::1", "::ffff:10.0.0.2", "fe80::1"];
 
@@ -409,10 +450,21 @@ enum Op<'a> {
 #[derive(Debug, Arbitrary)]
 enum Req {
     Join(u8),
-    Create { name: u8, size: u64 },
+    Create {
+        name: u8,
+        size: u64,
+    },
     Delete(u8),
     Search(u8),
     Leave,
+    /// Extension requests (answered only on a connection that joined with `NAPSHARE/1`).
+    AddFile {
+        name: u8,
+        size: u64,
+        hash: u8,
+    },
+    DelFile(u8),
+    Find(u8),
 }
 
 #[derive(Debug, Arbitrary)]
@@ -429,14 +481,14 @@ struct Peer {
     closed: bool,
     /// The server asked for it to be closed.
     close_asked: bool,
-    /// Newlines sent: no more reply units than this may come back.
+    /// Newlines sent: with the overlong lines, no more answers than this may come back.
     newlines: usize,
     /// Replies that answer one request each (`ENDSEARCH` for a search).
     answers: usize,
     joined: bool,
     left: bool,
-    /// Inside a search reply: whether `FILE` or `NORESULT` came.
-    searching: Option<Searching>,
+    /// Inside a search reply: what came so far.
+    in_reply: Option<InReply>,
     rx: Vec<u8>,
     left_events: usize,
     /// Bytes received since the last comparison with the model.
@@ -444,9 +496,18 @@ struct Peer {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Searching {
+enum InReply {
     Files,
     NoResult,
+    /// Inside a `FIND` reply, after this many `FOUND` lines.
+    Found(u64),
+}
+
+/// A reply line, classic or extension.
+#[derive(Debug)]
+enum Line<'a> {
+    Classic(Reply<'a>),
+    Ext(ExtReply<'a>),
 }
 
 struct Harness {
@@ -621,24 +682,41 @@ impl Harness {
                 split,
             } => {
                 let pick = |list: &[&'static str], i: u8| list[usize::from(i) % list.len()];
-                let req = match req {
+                let mut bytes = Vec::new();
+                match req {
+                    Req::AddFile { name, size, hash } => ExtRequest::AddFile {
+                        name: pick(NAMES, name).into(),
+                        size,
+                        hash: ContentHash([hash; 32]),
+                    }
+                    .encode(&mut bytes),
+                    Req::DelFile(n) => ExtRequest::DelFile {
+                        name: pick(NAMES, n).into(),
+                    }
+                    .encode(&mut bytes),
+                    Req::Find(p) => ExtRequest::Find {
+                        pattern: pick(PATTERNS, p).into(),
+                    }
+                    .encode(&mut bytes),
                     Req::Join(a) => Request::Join {
                         addr: pick(JOIN_TEXTS, a),
-                    },
+                    }
+                    .encode(&mut bytes),
                     Req::Create { name, size } => Request::CreateFile {
                         name: pick(NAMES, name),
                         size,
-                    },
+                    }
+                    .encode(&mut bytes),
                     Req::Delete(n) => Request::DeleteFile {
                         name: pick(NAMES, n),
-                    },
+                    }
+                    .encode(&mut bytes),
                     Req::Search(p) => Request::Search {
                         pattern: pick(PATTERNS, p),
-                    },
-                    Req::Leave => Request::Leave,
-                };
-                let mut bytes = Vec::new();
-                req.encode(&mut bytes);
+                    }
+                    .encode(&mut bytes),
+                    Req::Leave => Request::Leave.encode(&mut bytes),
+                }
                 bytes.pop();
                 match ending {
                     Ending::Lf => bytes.push(b'\n'),
@@ -768,8 +846,8 @@ impl Harness {
         }
     }
 
-    /// Checks the replies `k` received: each is a valid `Reply`, in an order a client can
-    /// follow, and none that was not asked for.
+    /// Checks the replies `k` received: each is a valid `Reply` (or, for the extension,
+    /// `ExtReply`), in an order a client can follow, and none that was not asked for.
     fn read_replies(&mut self, k: usize) {
         let p = &mut self.peers[k];
         let mut at = 0;
@@ -777,51 +855,88 @@ impl Harness {
             let line = &p.rx[at..at + end];
             at += end + 1;
             let text = std::str::from_utf8(line).expect("the server sends UTF-8");
-            let reply = Reply::parse(text)
-                .unwrap_or_else(|e| panic!("the server sent {text:?}, not a reply: {e}"));
+            let reply = match Reply::parse(text) {
+                Ok(r) => Line::Classic(r),
+                Err(e) => Line::Ext(
+                    ExtReply::parse(text)
+                        .unwrap_or_else(|_| panic!("the server sent {text:?}, not a reply: {e}")),
+                ),
+            };
             assert!(!p.left, "{reply:?} after CONFIRMLEAVE");
             if !p.joined {
-                assert_eq!(
-                    reply,
-                    Reply::ConfirmJoin,
-                    "the first reply must be CONFIRMJOIN"
+                assert!(
+                    matches!(
+                        reply,
+                        Line::Classic(Reply::ConfirmJoin) | Line::Ext(ExtReply::ConfirmJoin)
+                    ),
+                    "the first reply must be CONFIRMJOIN, not {reply:?}"
                 );
             }
-            match (p.searching, reply) {
-                (None | Some(Searching::Files), Reply::File { peer, .. }) => {
-                    let peer: PeerAddr = peer
-                        .parse()
-                        .unwrap_or_else(|_| panic!("a FILE line with peer {peer:?}"));
-                    assert!(self.ips.contains(&peer.0.ip()), "FILE from unknown {peer}");
-                    p.searching = Some(Searching::Files);
+            let peer = match &reply {
+                Line::Classic(Reply::File { peer, .. }) => Some(*peer),
+                Line::Ext(ExtReply::Found { peer, .. }) => Some(*peer),
+                _ => None,
+            };
+            if let Some(peer) = peer {
+                let peer: PeerAddr = peer
+                    .parse()
+                    .unwrap_or_else(|_| panic!("a search result with peer {peer:?}"));
+                assert!(
+                    self.ips.contains(&peer.0.ip()),
+                    "a result from unknown {peer}"
+                );
+            }
+            p.in_reply = match (p.in_reply, reply) {
+                (None | Some(InReply::Files), Line::Classic(Reply::File { .. })) => {
+                    Some(InReply::Files)
                 }
-                (None, Reply::NoResult) => p.searching = Some(Searching::NoResult),
-                (Some(_), Reply::EndSearch) => {
-                    p.searching = None;
+                (None, Line::Classic(Reply::NoResult)) => Some(InReply::NoResult),
+                (Some(InReply::Files | InReply::NoResult), Line::Classic(Reply::EndSearch)) => {
                     p.answers += 1;
+                    None
+                }
+                (None, Line::Ext(ExtReply::Found { .. })) => Some(InReply::Found(1)),
+                (Some(InReply::Found(n)), Line::Ext(ExtReply::Found { .. })) => {
+                    Some(InReply::Found(n + 1))
+                }
+                (None, Line::Ext(ExtReply::EndFind { count })) => {
+                    assert_eq!(count, 0, "ENDFIND {count} after no FOUND line");
+                    p.answers += 1;
+                    None
+                }
+                (Some(InReply::Found(n)), Line::Ext(ExtReply::EndFind { count })) => {
+                    assert_eq!(count, n, "ENDFIND {count} after {n} FOUND lines");
+                    p.answers += 1;
+                    None
                 }
                 (Some(s), r) => panic!("{r:?} inside a search reply ({s:?})"),
-                (None, Reply::EndSearch) => panic!("ENDSEARCH without FILE or NORESULT"),
+                (None, Line::Classic(Reply::EndSearch)) => {
+                    panic!("ENDSEARCH without FILE or NORESULT")
+                }
                 (None, r) => {
                     match r {
-                        Reply::ConfirmJoin => p.joined = true,
-                        Reply::ConfirmLeave => p.left = true,
-                        Reply::ConfirmCreateFile { .. } => self.creates += 1,
+                        Line::Classic(Reply::ConfirmJoin) | Line::Ext(ExtReply::ConfirmJoin) => {
+                            p.joined = true;
+                        }
+                        Line::Classic(Reply::ConfirmLeave) => p.left = true,
+                        Line::Classic(Reply::ConfirmCreateFile { .. })
+                        | Line::Ext(ExtReply::ConfirmAddFile { .. }) => self.creates += 1,
                         _ => {}
                     }
                     p.answers += 1;
+                    None
                 }
-            }
+            };
+            let asked = p.newlines + self.model.conns[k].overlong;
             assert!(
-                p.answers <= p.newlines,
-                "{} answers to {} lines",
-                p.answers,
-                p.newlines
+                p.answers <= asked,
+                "{} answers to {asked} requests",
+                p.answers
             );
         }
         p.rx.drain(..at);
         // A search reply comes in one transmit: no partial search is left hanging.
-        assert_eq!(p.searching, None, "a search reply split across transmits");
+        assert_eq!(p.in_reply, None, "a search reply split across transmits");
     }
 
     fn check(&mut self) {
@@ -845,14 +960,14 @@ impl Harness {
         // The index holds the model's files, in the model's order.
         let mut files = Vec::new();
         self.server.index().search("", usize::MAX, |hit| {
-            files.push((hit.name.to_owned(), hit.size, hit.peer));
+            files.push((hit.name.to_owned(), hit.size, hit.peer, hit.hash));
             true
         });
         let want: Vec<_> = self
             .model
             .files
             .values()
-            .map(|f| (f.name.clone(), f.size, f.peer))
+            .map(|f| (f.name.clone(), f.size, f.peer, f.hash))
             .collect();
         assert_eq!(files, want, "the index and the model disagree");
         self.server.index().check_invariants();
@@ -878,6 +993,8 @@ impl Harness {
 /// A reference model of the index server, written as plainly as possible: it frames bytes
 /// one at a time and keeps the shared files in one ordered list. It says what the server
 /// must reply, byte for byte, when it must ask for a close, and what its index holds.
+/// Extension replies are written with the core's own encoders (their format is checked by
+/// `codec`); which replies, with what in them, is the model's.
 struct Model {
     max_line: usize,
     max_results: usize,
@@ -897,12 +1014,18 @@ struct ModelConn {
     expect: Vec<u8>,
     /// The server must have asked to close the connection.
     close: bool,
+    /// Lines dropped as too long: one request each (the extension answers them).
+    overlong: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ModelState {
     AwaitingJoin,
-    Joined(PeerAddr),
+    /// `ext`: joined with `NAPSHARE/1`.
+    Joined {
+        peer: PeerAddr,
+        ext: bool,
+    },
     /// Refused or left: bytes are ignored until the driver closes it.
     Closing,
     Closed,
@@ -913,6 +1036,13 @@ struct ModelFile {
     name: String,
     size: u64,
     peer: PeerAddr,
+    hash: Option<ContentHash>,
+}
+
+/// A request as the model reads it.
+enum ModelRequest<'a> {
+    Classic(Request<'a>),
+    Ext(ExtRequest<'a>),
 }
 
 impl Model {
@@ -934,6 +1064,7 @@ impl Model {
             skipping: false,
             expect: Vec::new(),
             close: false,
+            overlong: 0,
         });
     }
 
@@ -954,6 +1085,7 @@ impl Model {
                 if c.line.len() >= self.max_line {
                     c.line.clear();
                     c.skipping = true;
+                    c.overlong += 1;
                     self.line(k, Err(ParseError::TooLong));
                 }
             }
@@ -961,6 +1093,7 @@ impl Model {
     }
 
     fn line(&mut self, k: usize, line: Result<&[u8], ParseError>) {
+        let ext = matches!(self.conns[k].state, ModelState::Joined { ext: true, .. });
         let request = match line {
             Err(e) => Err(e),
             Ok(mut line) => {
@@ -972,73 +1105,136 @@ impl Model {
                 }
                 std::str::from_utf8(line)
                     .map_err(|_| ParseError::NotUtf8)
-                    .and_then(Request::parse)
+                    .and_then(|text| match Request::parse(text) {
+                        // Only a connection that joined with the extension speaks it.
+                        Err(ParseError::UnknownCommand) if ext => {
+                            ExtRequest::parse(text).map(ModelRequest::Ext)
+                        }
+                        other => other.map(ModelRequest::Classic),
+                    })
             }
         };
-        let ip = self.conns[k].ip;
         let state = self.conns[k].state;
-        let mut out = String::new();
+        let mut out = Vec::new();
         match (state, request) {
-            (ModelState::AwaitingJoin | ModelState::Joined(_), Ok(Request::Join { addr })) => {
-                let peer = PeerAddr::from_join(ip, addr);
-                self.conns[k].state = ModelState::Joined(peer);
+            (ModelState::AwaitingJoin, Ok(ModelRequest::Classic(Request::Join { addr })))
+            | (ModelState::Joined { .. }, Ok(ModelRequest::Classic(Request::Join { addr }))) => {
+                let (addr, ext) = split_join(addr);
+                let peer = PeerAddr::from_join(self.conns[k].ip, addr);
+                self.conns[k].state = ModelState::Joined { peer, ext };
                 // A repeated JOIN moves the files already shared to the new address.
                 for f in self.files.values_mut().filter(|f| f.conn == k) {
                     f.peer = peer;
                 }
-                out.push_str("CONFIRMJOIN\n");
+                if ext {
+                    out.extend_from_slice(format!("CONFIRMJOIN {EXT_TOKEN}\n").as_bytes());
+                } else {
+                    out.extend_from_slice(b"CONFIRMJOIN\n");
+                }
             }
             (ModelState::AwaitingJoin, _) => {
                 self.conns[k].state = ModelState::Closing;
                 self.conns[k].close = true;
             }
-            (ModelState::Joined(_), Err(_)) => {}
-            (ModelState::Joined(peer), Ok(Request::CreateFile { name, size })) => {
-                let mine = self
-                    .files
-                    .values_mut()
-                    .find(|f| f.conn == k && f.name == name);
-                match mine {
-                    Some(f) => {
-                        f.size = size;
-                        f.peer = peer;
+            (ModelState::Joined { ext, .. }, Err(e)) => {
+                if ext {
+                    let message = e.to_string().into();
+                    ExtReply::Error { message }.encode(&mut out);
+                }
+            }
+            (ModelState::Joined { peer, .. }, Ok(ModelRequest::Classic(r))) => match r {
+                Request::Join { .. } => unreachable!("handled above"),
+                Request::CreateFile { name, size } => {
+                    self.register(k, peer, name, size, None);
+                    out = format!("CONFIRMCREATEFILE {name}\n").into_bytes();
+                }
+                Request::DeleteFile { name } => {
+                    self.files.retain(|_, f| !(f.conn == k && f.name == name));
+                    out = format!("CONFIRMDELETEFILE {name}\n").into_bytes();
+                }
+                Request::Search { pattern } => {
+                    // A classic line cannot carry a name with a control character.
+                    let hits = self.files.values().filter(|f| {
+                        f.name.contains(pattern) && !f.name.chars().any(char::is_control)
+                    });
+                    for f in hits.take(self.max_results) {
+                        let line = format!("FILE {} {} {}\n", f.name, f.peer, f.size);
+                        out.extend_from_slice(line.as_bytes());
                     }
-                    None => {
-                        let file = ModelFile {
-                            conn: k,
-                            name: name.to_owned(),
-                            size,
-                            peer,
-                        };
-                        self.files.insert(self.next_seq, file);
-                        self.next_seq += 1;
+                    if out.is_empty() {
+                        out.extend_from_slice(b"NORESULT\n");
                     }
+                    out.extend_from_slice(b"ENDSEARCH\n");
                 }
-                out = format!("CONFIRMCREATEFILE {name}\n");
-            }
-            (ModelState::Joined(_), Ok(Request::DeleteFile { name })) => {
-                self.files.retain(|_, f| !(f.conn == k && f.name == name));
-                out = format!("CONFIRMDELETEFILE {name}\n");
-            }
-            (ModelState::Joined(_), Ok(Request::Search { pattern })) => {
-                let hits = self.files.values().filter(|f| f.name.contains(pattern));
-                for f in hits.take(self.max_results) {
-                    out.push_str(&format!("FILE {} {} {}\n", f.name, f.peer, f.size));
+                Request::Leave => {
+                    out.extend_from_slice(b"CONFIRMLEAVE\n");
+                    self.files.retain(|_, f| f.conn != k);
+                    self.conns[k].state = ModelState::Closing;
+                    self.conns[k].close = true;
                 }
-                if out.is_empty() {
-                    out.push_str("NORESULT\n");
+            },
+            (ModelState::Joined { peer, .. }, Ok(ModelRequest::Ext(r))) => match r {
+                ExtRequest::AddFile { name, size, hash } => {
+                    self.register(k, peer, &name, size, Some(hash));
+                    ExtReply::ConfirmAddFile { name }.encode(&mut out);
                 }
-                out.push_str("ENDSEARCH\n");
-            }
-            (ModelState::Joined(_), Ok(Request::Leave)) => {
-                out.push_str("CONFIRMLEAVE\n");
-                self.files.retain(|_, f| f.conn != k);
-                self.conns[k].state = ModelState::Closing;
-                self.conns[k].close = true;
-            }
+                ExtRequest::DelFile { name } => {
+                    self.files.retain(|_, f| !(f.conn == k && *f.name == *name));
+                    ExtReply::ConfirmDelFile { name }.encode(&mut out);
+                }
+                ExtRequest::Find { pattern } => {
+                    let hits = self.files.values().filter(|f| f.name.contains(&*pattern));
+                    let mut count = 0;
+                    for f in hits.take(self.max_results) {
+                        let peer = f.peer.to_string();
+                        ExtReply::Found {
+                            name: f.name.as_str().into(),
+                            peer: &peer,
+                            size: f.size,
+                            hash: f.hash,
+                        }
+                        .encode(&mut out);
+                        count += 1;
+                    }
+                    ExtReply::EndFind { count }.encode(&mut out);
+                }
+            },
             (ModelState::Closing | ModelState::Closed, _) => {}
         }
-        self.conns[k].expect.extend_from_slice(out.as_bytes());
+        self.conns[k].expect.extend_from_slice(&out);
+    }
+
+    /// Shares `name` from connection `k`; a name it already shares keeps its place.
+    fn register(
+        &mut self,
+        k: usize,
+        peer: PeerAddr,
+        name: &str,
+        size: u64,
+        hash: Option<ContentHash>,
+    ) {
+        let mine = self
+            .files
+            .values_mut()
+            .find(|f| f.conn == k && f.name == name);
+        match mine {
+            Some(f) => {
+                f.size = size;
+                f.peer = peer;
+                f.hash = hash;
+            }
+            None => {
+                let file = ModelFile {
+                    conn: k,
+                    name: name.to_owned(),
+                    size,
+                    peer,
+                    hash,
+                };
+                self.files.insert(self.next_seq, file);
+                self.next_seq += 1;
+            }
+        }
     }
 
     fn closed(&mut self, k: usize) {
@@ -1131,6 +1327,22 @@ mod tests {
         assert!(h.peers[0].joined && h.peers[0].left && h.peers[0].close_asked);
         assert!(h.peers[1].joined && !h.peers[1].left);
         assert_eq!(h.peers[1].answers, 3);
+    }
+
+    #[test]
+    fn server_scripts_speak_the_extension() {
+        let hash = ContentHash([0xab; 32]);
+        let mut script = SESSION_MAGIC.to_vec();
+        script.extend_from_slice(
+            format!(
+                "+\n0:JOIN x:4000 NAPSHARE/1\n0:ADDFILE a%20b 5 {hash}\n0:FIND a\n\
+                 0:BOGUS\n0:SEARCH b\n"
+            )
+            .as_bytes(),
+        );
+        let h = run_server(&script);
+        assert_eq!(h.creates, 1);
+        assert_eq!(h.peers[0].answers, 5);
     }
 
     #[test]

@@ -36,7 +36,10 @@ pub fn run(
     let poll = Poll::new()?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
+    // The loop keeps a handle on the waker: were the stdin thread's the last one, the
+    // waker would close when that thread ends, and its last wake-up could be lost.
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let _keep_waker = Arc::clone(&waker);
     let (lines_tx, lines) = mpsc::channel();
     spawn_stdin_reader(move |line| {
         // The loop may be gone already when input ends; nothing to do then.

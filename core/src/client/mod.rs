@@ -366,7 +366,8 @@ impl Client {
             }
         }
         let Some(f) = &self.session.in_flight else {
-            return;
+            // A line completed by the quiet time may have answered the request in flight.
+            return self.pump(now);
         };
         let answering = matches!(f.what, Pending::Search { answered: true, .. });
         if answering && now >= f.since + QUIET {

@@ -22,23 +22,20 @@ pub trait ClientIo {
 /// shown to the user.
 pub fn drain(client: &mut Client, io: &mut impl ClientIo, now: Instant) {
     loop {
-        let mut busy = false;
+        // Bytes first, and again after every command: a command may have queued bytes that
+        // must go out before what the next command sends (a reply header before its file).
         while let Some(t) = client.poll_transmit() {
-            busy = true;
             io.transmit(client, t, now);
         }
-        while let Some(cmd) = client.poll_command() {
-            busy = true;
+        if let Some(cmd) = client.poll_command() {
             if let Some(cmd) = io.disk().perform(now, cmd, client) {
                 io.socket(client, cmd, now);
             }
+            continue;
         }
-        while let Some(event) = client.poll_event() {
-            busy = true;
-            io.ui().show(&event);
-        }
-        if !busy {
+        let Some(event) = client.poll_event() else {
             return;
-        }
+        };
+        io.ui().show(&event);
     }
 }

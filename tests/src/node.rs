@@ -1,0 +1,800 @@
+//! Real napshare processes on loopback, for end-to-end tests.
+//!
+//! Every process is the `napshare-node` binary of this package with `NAPSHARE_RUNTIME` set
+//! to its [`Runtime`], so one test can mix runtimes. Servers listen on `127.0.0.1:0` and
+//! clients' file servers too (never the classic fixed ports 1234/1235, which a closed test
+//! could leave unusable for a minute); each client gets its own temporary shared and
+//! downloads folders. Standard output is read line by line on a background thread, and
+//! every wait has a deadline: a test that fails says what it waited for and shows
+//! everything the process printed until then. Processes are killed when dropped.
+//!
+//! [`Wire`] is a raw TCP connection for speaking the classic protocol by hand.
+
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any single wait may take before the test fails. Generous: a loaded machine
+/// with two cores running several test binaries at once is slow, and a passing test never
+/// waits this long.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The event loop a process runs.
+///
+/// Adding a runtime: a variant here, its name in [`Runtime::name`] and [`Runtime::ALL`],
+/// the same name in `src/bin/napshare-node.rs`, and a line per test file where the
+/// `on_runtime!` macro generates the `#[test]`s for a runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Runtime {
+    /// napshare-mio, the hand-rolled mio event loop.
+    Mio,
+}
+
+impl Runtime {
+    /// Every runtime `napshare-node` can run.
+    pub const ALL: &'static [Runtime] = &[Runtime::Mio];
+
+    /// The value of `NAPSHARE_RUNTIME` that selects this runtime.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Mio => "mio",
+        }
+    }
+
+    /// A `napshare-node` command that runs this runtime.
+    pub fn command(self) -> Command {
+        let mut cmd = Command::new(node_binary());
+        cmd.env("NAPSHARE_RUNTIME", self.name());
+        cmd
+    }
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The path of the `napshare-node` binary.
+///
+/// Cargo builds it for this package's integration tests and names it in
+/// `CARGO_BIN_EXE_napshare-node` while they run; without that variable it is looked for
+/// next to the running test executable (`target/<profile>/deps/..`).
+pub fn node_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("CARGO_BIN_EXE_napshare-node") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("the path of the test executable");
+    let mut dir = exe
+        .parent()
+        .expect("the test executable is in a folder")
+        .to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(format!("napshare-node{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} does not exist: build it with `cargo build -p napshare-tests --bin napshare-node`",
+        path.display()
+    );
+    path
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), for file contents.
+pub fn test_data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+// ---- reading a process's output ----
+
+/// What a line of output must look like: a substring (`&str`, `String`) or a predicate
+/// (any `Fn(&str) -> bool`).
+pub trait LineMatch {
+    fn matches(&self, line: &str) -> bool;
+    /// How to name what was expected in a failure message.
+    fn describe(&self) -> String;
+}
+
+impl LineMatch for &str {
+    fn matches(&self, line: &str) -> bool {
+        line.contains(*self)
+    }
+    fn describe(&self) -> String {
+        format!("a line containing {self:?}")
+    }
+}
+
+impl LineMatch for String {
+    fn matches(&self, line: &str) -> bool {
+        line.contains(self.as_str())
+    }
+    fn describe(&self) -> String {
+        format!("a line containing {self:?}")
+    }
+}
+
+impl<F: Fn(&str) -> bool> LineMatch for F {
+    fn matches(&self, line: &str) -> bool {
+        self(line)
+    }
+    fn describe(&self) -> String {
+        "a line matching the predicate".to_owned()
+    }
+}
+
+/// A predicate with a name for failure messages: `described("a search summary", |l| ..)`.
+pub struct Described<F> {
+    what: String,
+    pred: F,
+}
+
+/// Names `pred` for failure messages.
+pub fn described<F: Fn(&str) -> bool>(what: impl Into<String>, pred: F) -> Described<F> {
+    Described {
+        what: what.into(),
+        pred,
+    }
+}
+
+impl<F: Fn(&str) -> bool> LineMatch for Described<F> {
+    fn matches(&self, line: &str) -> bool {
+        (self.pred)(line)
+    }
+    fn describe(&self) -> String {
+        self.what.clone()
+    }
+}
+
+/// A line that starts with `prefix`.
+pub fn starts_with(prefix: impl Into<String>) -> impl LineMatch {
+    let prefix = prefix.into();
+    described(format!("a line starting with {prefix:?}"), move |l| {
+        l.starts_with(&prefix)
+    })
+}
+
+/// Why no line came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoLine {
+    Timeout,
+    /// The process closed its standard output (it exited).
+    Eof,
+}
+
+/// The standard output of a child, line by line, and its standard error, collected.
+#[derive(Debug)]
+pub struct Output {
+    who: String,
+    lines: Receiver<String>,
+    /// Every line taken so far, in order.
+    seen: Vec<String>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    eof: bool,
+}
+
+impl Output {
+    /// Starts the reader threads for `child`'s piped standard output and error.
+    fn capture(who: String, child: &mut Child) -> Self {
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        let line = String::from_utf8_lossy(&buf);
+                        let line = line.strip_suffix('\n').unwrap_or(&line);
+                        if tx.send(line.to_owned()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        if let Some(mut pipe) = child.stderr.take() {
+            let sink = Arc::clone(&stderr);
+            thread::spawn(move || {
+                let mut buf = [0; 4096];
+                loop {
+                    match pipe.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => sink.lock().unwrap().extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+        Self {
+            who,
+            lines,
+            seen: Vec::new(),
+            stderr,
+            eof: false,
+        }
+    }
+
+    /// The next line, waiting at most `timeout`.
+    pub fn next_line(&mut self, timeout: Duration) -> Result<String, NoLine> {
+        if self.eof {
+            return Err(NoLine::Eof);
+        }
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                Ok(line)
+            }
+            Err(RecvTimeoutError::Timeout) => Err(NoLine::Timeout),
+            Err(RecvTimeoutError::Disconnected) => {
+                self.eof = true;
+                Err(NoLine::Eof)
+            }
+        }
+    }
+
+    /// Skips lines until one matches `wanted` and returns it; fails the test, showing all
+    /// output so far, if none comes within `timeout` or the process ends first.
+    pub fn expect_line(&mut self, wanted: impl LineMatch, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_line(left) {
+                Ok(line) if wanted.matches(&line) => return line,
+                Ok(_) => {}
+                Err(why) => self.fail(&format!(
+                    "expected {} within {timeout:?}, but {}",
+                    wanted.describe(),
+                    match why {
+                        NoLine::Timeout => "none came",
+                        NoLine::Eof => "the process closed its output",
+                    }
+                )),
+            }
+        }
+    }
+
+    /// Reads until the process closes its output (it exited) and returns the lines read.
+    pub fn read_to_end(&mut self, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let from = self.seen.len();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_line(left) {
+                Ok(_) => {}
+                Err(NoLine::Eof) => return self.seen[from..].to_vec(),
+                Err(NoLine::Timeout) => self.fail(&format!(
+                    "expected the output to end within {timeout:?}, but it did not"
+                )),
+            }
+        }
+    }
+
+    /// Every line read so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
+    /// The standard error collected so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Everything the process printed so far, for failure messages.
+    pub fn transcript(&self) -> String {
+        format!(
+            "--- stdout of {} (lines read so far) ---\n{}\n--- stderr ---\n{}",
+            self.who,
+            self.seen.join("\n"),
+            self.stderr()
+        )
+    }
+
+    /// Fails the test with `msg` and the transcript.
+    pub fn fail(&self, msg: &str) -> ! {
+        panic!("{}: {msg}\n{}", self.who, self.transcript())
+    }
+}
+
+/// Waits for `child` to exit, polling; `None` if it is still running after `timeout`.
+fn wait_timeout(child: &mut Child, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn spawn(mut cmd: Command, what: &str) -> Child {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what} ({}): {e}", node_binary().display()))
+}
+
+// ---- the index server ----
+
+/// A `napshare server` process listening on an ephemeral loopback port.
+#[derive(Debug)]
+pub struct ServerProc {
+    child: Child,
+    addr: SocketAddr,
+    pub out: Output,
+}
+
+impl ServerProc {
+    /// Starts a server and waits until it prints the address it listens on.
+    pub fn start(runtime: Runtime) -> Self {
+        let mut cmd = runtime.command();
+        cmd.args(["server", "--listen", "127.0.0.1:0"]);
+        let mut child = spawn(cmd, "a server");
+        let mut out = Output::capture(format!("server ({runtime})"), &mut child);
+        const PREFIX: &str = "napshare server listening on ";
+        let line = out.expect_line(starts_with(PREFIX), TIMEOUT);
+        let addr = line[PREFIX.len()..]
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| out.fail(&format!("bad address in {line:?}: {e}")));
+        out.who = format!("server {addr} ({runtime})");
+        Self { child, addr, out }
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Kills the server (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// ---- clients ----
+
+/// A `napshare client` process with its own temporary shared and downloads folders, its
+/// file server on an ephemeral loopback port, and commands sent on its standard input.
+#[derive(Debug)]
+pub struct ClientProc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pub out: Output,
+    peer_addr: SocketAddr,
+    /// The names of the files it found in its shared folder at start.
+    initial: Vec<String>,
+    shared: PathBuf,
+    downloads: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ClientProc {
+    /// Starts a client of the server at `server` sharing `shared_files` (name, contents),
+    /// and waits until its file server listens. It joins on its own; see
+    /// [`ClientProc::wait_joined`].
+    pub fn start(runtime: Runtime, server: SocketAddr, shared_files: &[(&str, &[u8])]) -> Self {
+        Self::start_with(runtime, &server.to_string(), shared_files)
+    }
+
+    /// Like [`ClientProc::start`], with the server given as text (`HOST[:PORT]`).
+    pub fn start_with(runtime: Runtime, server: &str, shared_files: &[(&str, &[u8])]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("napshare-client-")
+            .tempdir()
+            .expect("a temporary folder");
+        let shared = dir.path().join("shared");
+        let downloads = dir.path().join("downloads");
+        std::fs::create_dir(&shared).expect("create the shared folder");
+        for (name, data) in shared_files {
+            std::fs::write(shared.join(name), data).expect("write a shared file");
+        }
+        let mut cmd = runtime.command();
+        cmd.arg("client")
+            .arg("--server")
+            .arg(server)
+            .arg("--shared")
+            .arg(&shared)
+            .arg("--downloads")
+            .arg(&downloads)
+            .args(["--peer-listen", "127.0.0.1:0"]);
+        let mut child = spawn(cmd, "a client");
+        let stdin = child.stdin.take();
+        let mut out = Output::capture(format!("client ({runtime})"), &mut child);
+        const PREFIX: &str = "file server listening on ";
+        let line = out.expect_line(starts_with(PREFIX), TIMEOUT);
+        let peer_addr = line[PREFIX.len()..]
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| out.fail(&format!("bad address in {line:?}: {e}")));
+        out.who = format!("client {peer_addr} ({runtime})");
+        let mut initial: Vec<String> = shared_files.iter().map(|(n, _)| n.to_string()).collect();
+        initial.sort();
+        initial.dedup();
+        Self {
+            child,
+            stdin,
+            out,
+            peer_addr,
+            initial,
+            shared,
+            downloads,
+            _dir: dir,
+        }
+    }
+
+    /// Starts a client and waits until it has joined and shared every file it started with.
+    pub fn joined(runtime: Runtime, server: SocketAddr, shared_files: &[(&str, &[u8])]) -> Self {
+        let mut c = Self::start(runtime, server, shared_files);
+        c.wait_joined();
+        c
+    }
+
+    /// Waits for `joined the network` and a `sharing NAME` line for each file the client
+    /// started with.
+    pub fn wait_joined(&mut self) {
+        self.expect("joined the network at ");
+        let mut missing = self.initial.clone();
+        while !missing.is_empty() {
+            let line = self.expect(starts_with("sharing "));
+            missing.retain(|name| !line.starts_with(&format!("sharing {name} (")));
+        }
+    }
+
+    /// The address of its file server (as `ip:port`, what `DOWNLOAD` takes).
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer_addr
+    }
+
+    pub fn shared_dir(&self) -> &Path {
+        &self.shared
+    }
+
+    pub fn downloads_dir(&self) -> &Path {
+        &self.downloads
+    }
+
+    /// Types one command line.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is still open");
+        let sent = writeln!(stdin, "{line}").and_then(|()| stdin.flush());
+        if let Err(e) = sent {
+            self.out.fail(&format!("cannot send {line:?}: {e}"));
+        }
+    }
+
+    /// Closes its standard input (end of input means `LEAVE`).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// See [`Output::expect_line`].
+    pub fn expect_line(&mut self, wanted: impl LineMatch, timeout: Duration) -> String {
+        self.out.expect_line(wanted, timeout)
+    }
+
+    /// [`ClientProc::expect_line`] with the default [`TIMEOUT`].
+    pub fn expect(&mut self, wanted: impl LineMatch) -> String {
+        self.out.expect_line(wanted, TIMEOUT)
+    }
+
+    /// Sends `SEARCH pattern` and returns the results it prints.
+    pub fn search(&mut self, pattern: &str) -> Vec<Hit> {
+        self.send(&format!("SEARCH {pattern}"));
+        self.read_search(pattern)
+    }
+
+    /// Reads the result block of a search for `pattern`: `search "P": N results` and N
+    /// lines `  name  peer  size bytes`.
+    pub fn read_search(&mut self, pattern: &str) -> Vec<Hit> {
+        let head = format!("search \"{pattern}\": ");
+        let line = self.expect(starts_with(head.as_str()));
+        let count: usize = line[head.len()..]
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| self.out.fail(&format!("bad search summary {line:?}")));
+        (0..count)
+            .map(|_| {
+                let line = match self.out.next_line(TIMEOUT) {
+                    Ok(line) => line,
+                    Err(why) => self.out.fail(&format!("a search result line: {why:?}")),
+                };
+                parse_hit(&line)
+                    .unwrap_or_else(|| self.out.fail(&format!("bad search result {line:?}")))
+            })
+            .collect()
+    }
+
+    /// Sends `DOWNLOAD peer name` and waits for the outcome: `Ok` with the `downloaded`
+    /// line, or `Err` with the `download of NAME failed` line.
+    pub fn download(&mut self, peer: &str, name: &str) -> Result<String, String> {
+        self.send(&format!("DOWNLOAD {peer} {name}"));
+        let done = format!("downloaded {name}: ");
+        let failed = format!("download of {name} failed");
+        let line = self.expect(described(
+            format!("a line starting with {done:?} or {failed:?}"),
+            |l| l.starts_with(&done) || l.starts_with(&failed),
+        ));
+        if line.starts_with(&done) {
+            Ok(line)
+        } else {
+            Err(line)
+        }
+    }
+
+    /// Sends `LEAVE` and waits for `left the network` and a successful exit.
+    pub fn leave(&mut self) {
+        self.send("LEAVE");
+        self.expect("left the network");
+        let status = self.wait_exit(TIMEOUT);
+        if !status.success() {
+            self.out.fail(&format!("exited with {status} after LEAVE"));
+        }
+    }
+
+    /// Waits for the process to exit; fails the test if it does not within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        match wait_timeout(&mut self.child, timeout) {
+            Ok(Some(status)) => status,
+            Ok(None) => self.out.fail(&format!(
+                "still running {timeout:?} after it was expected to exit"
+            )),
+            Err(e) => self.out.fail(&format!("cannot wait for it: {e}")),
+        }
+    }
+
+    /// Kills the process (SIGKILL: no `LEAVE`, no goodbye) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ClientProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One search result as a client prints it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Hit {
+    pub name: String,
+    /// As the server listed it: `ip` or `ip:port`.
+    pub peer: String,
+    pub size: u64,
+}
+
+/// Parses a result line `  name  peer  size bytes` (the name may hold spaces), ignoring
+/// a trailing note in brackets (`  [blake3 ..]`, what napshare servers add).
+pub fn parse_hit(line: &str) -> Option<Hit> {
+    let mut rest = line.strip_prefix("  ")?;
+    if rest.ends_with(']') {
+        if let Some((head, _note)) = rest.rsplit_once("  [") {
+            rest = head;
+        }
+    }
+    let rest = rest.strip_suffix(" bytes")?;
+    let mut fields = rest.rsplitn(3, "  ");
+    let size = fields.next()?.parse().ok()?;
+    let peer = fields.next()?.to_owned();
+    let name = fields.next()?.to_owned();
+    Some(Hit { name, peer, size })
+}
+
+/// A search result, for comparisons.
+pub fn hit(name: &str, peer: impl ToString, size: usize) -> Hit {
+    Hit {
+        name: name.to_owned(),
+        peer: peer.to_string(),
+        size: size as u64,
+    }
+}
+
+// ---- raw connections ----
+
+/// A raw TCP connection for speaking a protocol by hand, with deadlines on every read.
+#[derive(Debug)]
+pub struct Wire {
+    stream: TcpStream,
+    who: String,
+    /// Every byte received so far, for failure messages.
+    received: Vec<u8>,
+}
+
+impl Wire {
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        let who = format!("connection {} -> {addr}", stream.local_addr().unwrap());
+        Self {
+            stream,
+            who,
+            received: Vec::new(),
+        }
+    }
+
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// Writes all of `bytes` in one write call.
+    pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        let bytes = bytes.as_ref();
+        if let Err(e) = self.stream.write_all(bytes) {
+            panic!("{}: cannot send {}: {e}", self.who, show(bytes));
+        }
+    }
+
+    /// Writes `bytes` one byte per write call.
+    pub fn send_bytewise(&mut self, bytes: impl AsRef<[u8]>) {
+        for b in bytes.as_ref() {
+            self.send([*b]);
+        }
+    }
+
+    /// Reads exactly `expected.len()` bytes and checks they are `expected`.
+    pub fn expect(&mut self, expected: impl AsRef<[u8]>) {
+        let expected = expected.as_ref();
+        let from = self.received.len();
+        let deadline = Instant::now() + TIMEOUT;
+        let mut buf = vec![0; expected.len()];
+        let mut got = 0;
+        while got < expected.len() {
+            match self.read_some(&mut buf[got..], deadline) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => panic!(
+                    "{}: expected {}, got {} then {e}",
+                    self.who,
+                    show(expected),
+                    show(&self.received[from..])
+                ),
+            }
+        }
+        assert!(
+            &buf[..got] == expected,
+            "{}: expected {}, got {}{}",
+            self.who,
+            show(expected),
+            show(&buf[..got]),
+            if got < expected.len() {
+                " and then end of stream"
+            } else {
+                ""
+            }
+        );
+    }
+
+    /// Reads until what was read ends with `end` (bytes after it in the same read are an
+    /// error: nothing may follow unasked).
+    pub fn read_until(&mut self, end: &[u8]) -> Vec<u8> {
+        let from = self.received.len();
+        let deadline = Instant::now() + TIMEOUT;
+        let mut buf = [0; 4096];
+        while !self.received[from..].ends_with(end) {
+            match self.read_some(&mut buf, deadline) {
+                Ok(0) => panic!(
+                    "{}: expected {} to end what came, got {} then end of stream",
+                    self.who,
+                    show(end),
+                    show(&self.received[from..])
+                ),
+                Ok(_) => {}
+                Err(e) => panic!(
+                    "{}: expected {} to end what came, got {} then {e}",
+                    self.who,
+                    show(end),
+                    show(&self.received[from..])
+                ),
+            }
+        }
+        self.received[from..].to_vec()
+    }
+
+    /// Reads everything until the peer closes.
+    pub fn read_to_end(&mut self) -> Vec<u8> {
+        let from = self.received.len();
+        let deadline = Instant::now() + TIMEOUT;
+        let mut buf = [0; 64 * 1024];
+        loop {
+            match self.read_some(&mut buf, deadline) {
+                Ok(0) => return self.received[from..].to_vec(),
+                Ok(_) => {}
+                // A reset after the data is a close too.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    return self.received[from..].to_vec()
+                }
+                Err(e) => panic!(
+                    "{}: expected the peer to close, got {} then {e}",
+                    self.who,
+                    show(&self.received[from..])
+                ),
+            }
+        }
+    }
+
+    /// Checks that the peer closes without sending another byte.
+    pub fn expect_eof(&mut self) {
+        let rest = self.read_to_end();
+        assert!(
+            rest.is_empty(),
+            "{}: expected the peer to close, got {}",
+            self.who,
+            show(&rest)
+        );
+    }
+
+    /// Closes our sending side (the peer reads end of stream).
+    pub fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    fn read_some(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("nothing more within {TIMEOUT:?}"),
+                ));
+            }
+            self.stream.set_read_timeout(Some(left))?;
+            match self.stream.read(buf) {
+                Ok(n) => {
+                    self.received.extend_from_slice(&buf[..n]);
+                    return Ok(n);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Bytes as an escaped string literal, for messages.
+pub fn show(bytes: &[u8]) -> String {
+    const MAX: usize = 600;
+    let cut = bytes.len() > MAX;
+    let shown: String = bytes[..bytes.len().min(MAX)].escape_ascii().to_string();
+    if cut {
+        format!("b\"{shown}\"... ({} bytes)", bytes.len())
+    } else {
+        format!("b\"{shown}\"")
+    }
+}

@@ -7,7 +7,7 @@
 //! Towards a classic client it sends exactly the seed's bytes (PROTOCOL.md) and nothing
 //! unsolicited: a line it cannot parse gets no reply and the connection stays open.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -91,7 +91,13 @@ struct Conn {
     state: State,
     rx: LineBuf,
     tx: Vec<u8>,
+    /// When an unterminated line in `rx` is taken as whole (see [`QUIET`]).
+    partial_due: Option<Instant>,
 }
+
+/// How long an unterminated request may sit before it is taken as a whole line: some
+/// classic clients send no line ending and wait for the reply.
+pub const QUIET: std::time::Duration = crate::client::QUIET;
 
 /// The index server.
 #[derive(Debug)]
@@ -104,6 +110,16 @@ pub struct Server {
     closes: VecDeque<ConnId>,
     events: VecDeque<ServerEvent>,
     next_owner: u64,
+    /// Connections holding an unterminated line, by when it is due.
+    partials: BTreeSet<(Instant, ConnId)>,
+}
+
+/// The parts of the server a request line may change, borrowed apart from the connections.
+struct Ctx<'a> {
+    index: &'a mut Index,
+    config: &'a ServerConfig,
+    events: &'a mut VecDeque<ServerEvent>,
+    closes: &'a mut VecDeque<ConnId>,
 }
 
 impl Server {
@@ -116,6 +132,7 @@ impl Server {
             closes: VecDeque::new(),
             events: VecDeque::new(),
             next_owner: 0,
+            partials: BTreeSet::new(),
         }
     }
 
@@ -130,6 +147,7 @@ impl Server {
             state: State::AwaitingJoin,
             rx: LineBuf::new(self.config.max_line),
             tx: Vec::new(),
+            partial_due: None,
         };
         self.conns.insert(conn, fresh);
         conn
@@ -138,53 +156,100 @@ impl Server {
     /// Bytes arrived on `conn`.
     pub fn handle_bytes(
         &mut self,
-        _now: Instant,
+        now: Instant,
         conn: ConnId,
         data: &[u8],
     ) -> Result<(), UnknownConn> {
-        let c = self.conns.get_mut(&conn).ok_or(UnknownConn(conn))?;
+        let Self {
+            conns,
+            index,
+            config,
+            events,
+            closes,
+            ready,
+            partials,
+            ..
+        } = self;
+        let c = conns.get_mut(&conn).ok_or(UnknownConn(conn))?;
         if matches!(c.state, State::Closing) {
             return Ok(());
         }
+        let mut ctx = Ctx {
+            index,
+            config,
+            events,
+            closes,
+        };
         c.rx.extend(data);
         let had_output = !c.tx.is_empty();
         while let Some(line) = c.rx.next_line() {
-            let ext = matches!(c.state, State::Joined { ext: true, .. });
-            let request = match line {
-                Err(LineError::TooLong) => Err(ParseError::TooLong),
-                Ok(l) if l.iter().all(u8::is_ascii_whitespace) => continue,
-                Ok(l) => std::str::from_utf8(l)
-                    .map_err(|_| ParseError::NotUtf8)
-                    .and_then(|text| parse_line(text, ext)),
-            };
-            let mut at = At {
+            let at = At {
                 ip: c.ip,
                 owner: c.owner,
                 state: &mut c.state,
                 tx: &mut c.tx,
             };
-            let outcome = Self::apply(&mut self.index, &self.config, &mut at, request);
-            match outcome {
-                Outcome::Ok => {}
-                Outcome::Joined(peer) => self.events.push_back(ServerEvent::Joined { conn, peer }),
-                Outcome::Bad(error) => self.events.push_back(ServerEvent::BadLine { conn, error }),
-                Outcome::Close(reason) => {
-                    let files = self.index.remove_owner(c.owner);
-                    c.state = State::Closing;
-                    self.closes.push_back(conn);
-                    self.events.push_back(ServerEvent::Left {
-                        conn,
-                        files,
-                        reason,
-                    });
-                    break;
-                }
+            if !ctx.serve(conn, at, line) {
+                break;
             }
         }
+        // An unterminated line is due after a quiet time, counted from its last byte.
+        if let Some(due) = c.partial_due.take() {
+            partials.remove(&(due, conn));
+        }
+        if !c.rx.partial().is_empty() && !matches!(c.state, State::Closing) {
+            let due = now + QUIET;
+            c.partial_due = Some(due);
+            partials.insert((due, conn));
+        }
         if !had_output && !c.tx.is_empty() {
-            self.ready.push_back(conn);
+            ready.push_back(conn);
         }
         Ok(())
+    }
+
+    /// Takes the unterminated lines that have waited [`QUIET`] as whole lines. Safe to call
+    /// at any time.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(due, conn)) = self.partials.first() {
+            if due > now {
+                return;
+            }
+            self.partials.pop_first();
+            let Self {
+                conns,
+                index,
+                config,
+                events,
+                closes,
+                ready,
+                ..
+            } = self;
+            let Some(c) = conns.get_mut(&conn) else {
+                continue;
+            };
+            c.partial_due = None;
+            let Some(line) = c.rx.take_partial() else {
+                continue;
+            };
+            let had_output = !c.tx.is_empty();
+            let at = At {
+                ip: c.ip,
+                owner: c.owner,
+                state: &mut c.state,
+                tx: &mut c.tx,
+            };
+            let mut ctx = Ctx {
+                index,
+                config,
+                events,
+                closes,
+            };
+            ctx.serve(conn, at, Ok(&line));
+            if !had_output && !c.tx.is_empty() {
+                ready.push_back(conn);
+            }
+        }
     }
 
     /// `conn` closed (EOF, error, or the driver closed it after [`Server::poll_close`]).
@@ -193,6 +258,9 @@ impl Server {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
+        if let Some(due) = c.partial_due {
+            self.partials.remove(&(due, conn));
+        }
         if !matches!(c.state, State::Closing) {
             let files = self.index.remove_owner(c.owner);
             self.events.push_back(ServerEvent::Left {
@@ -229,10 +297,11 @@ impl Server {
         self.events.pop_front()
     }
 
-    /// The server has no timers yet: it never asks to be woken.
+    /// When to call [`Server::handle_timeout`] next: when the oldest unterminated line is
+    /// due.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        self.partials.first().map(|(due, _)| *due)
     }
 
     pub fn index(&self) -> &Index {
@@ -243,7 +312,40 @@ impl Server {
     pub fn connections(&self) -> usize {
         self.conns.len()
     }
+}
 
+impl Ctx<'_> {
+    /// Serves one line of `conn`; returns `false` once the connection is closing.
+    fn serve(&mut self, conn: ConnId, mut at: At<'_>, line: Result<&[u8], LineError>) -> bool {
+        let ext = matches!(at.state, State::Joined { ext: true, .. });
+        let request = match line {
+            Err(LineError::TooLong) => Err(ParseError::TooLong),
+            Ok(l) if l.iter().all(u8::is_ascii_whitespace) => return true,
+            Ok(l) => std::str::from_utf8(l)
+                .map_err(|_| ParseError::NotUtf8)
+                .and_then(|text| parse_line(text, ext)),
+        };
+        match Server::apply(self.index, self.config, &mut at, request) {
+            Outcome::Ok => {}
+            Outcome::Joined(peer) => self.events.push_back(ServerEvent::Joined { conn, peer }),
+            Outcome::Bad(error) => self.events.push_back(ServerEvent::BadLine { conn, error }),
+            Outcome::Close(reason) => {
+                let files = self.index.remove_owner(at.owner);
+                *at.state = State::Closing;
+                self.closes.push_back(conn);
+                self.events.push_back(ServerEvent::Left {
+                    conn,
+                    files,
+                    reason,
+                });
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Server {
     fn apply(
         index: &mut Index,
         config: &ServerConfig,
@@ -421,6 +523,24 @@ mod tests {
             }
             String::from_utf8(out).unwrap()
         }
+    }
+
+    #[test]
+    fn a_line_without_an_end_is_answered_after_the_quiet_time() {
+        let mut f = Fixture::new();
+        let c = f.connect(1);
+        assert_eq!(f.say(c, "JOIN x"), "");
+        let due = f.server.poll_timeout().expect("a deadline for the partial line");
+        f.server.handle_timeout(due - std::time::Duration::from_millis(1));
+        assert!(f.server.poll_transmit().is_none(), "not before it is due");
+        f.server.handle_timeout(due);
+        let t = f.server.poll_transmit().expect("the reply");
+        assert_eq!(t.data, b"CONFIRMJOIN\n");
+        assert_eq!(f.server.poll_timeout(), None);
+        // More bytes before the deadline push it back and complete the line normally.
+        assert_eq!(f.say(c, "SEARCH "), "");
+        assert_eq!(f.say(c, "x\n"), "NORESULT\nENDSEARCH\n");
+        assert_eq!(f.server.poll_timeout(), None);
     }
 
     #[test]

@@ -55,6 +55,11 @@ pub fn run(listener: mio::net::TcpListener, config: ServerConfig) -> io::Result<
             }
             settle(&mut server, &mut conns, &poll, id, now);
         }
+        let now = Instant::now();
+        if server.poll_timeout().is_some_and(|t| t <= now) {
+            server.handle_timeout(now);
+            drain(&mut server, &mut conns, &poll, now);
+        }
     }
 }
 

@@ -51,7 +51,8 @@ async fn serve(
                     link.send(Write::Close);
                 }
             }
-            Some(Input::Connected(..) | Input::Line(_) | Input::Sent(_)) | None => {}
+            Some(Input::Connected(..) | Input::Line(_) | Input::Sent(_)) => {}
+            None => server.handle_timeout(now),
         }
         while let Some(t) = server.poll_transmit() {
             if let Some(link) = links.get(&t.conn) {

@@ -651,12 +651,7 @@ on_runtime!(
         join_text_and_file_lines,
         get_range_forms,
         get_refusals,
-        #[ignore = "bug: the index server never answers a request line that has no line \
-                    ending (it has no timer for a partial line), so a classic client that \
-                    sends none and waits, as PROTOCOL-classic.md says some do, hangs"]
         server_answers_a_request_without_line_ending,
-        #[ignore = "bug: a client's file server never answers a GET that has no line \
-                    ending (no timer for a partial line), so such a peer waits forever"]
         file_server_answers_a_get_without_line_ending,
         classic_server_seed,
         classic_server_without_endsearch,

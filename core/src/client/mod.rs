@@ -257,10 +257,7 @@ impl Client {
                 }
                 self.pump(now);
             }
-            Some(Role::Upload(up)) => {
-                up.rx.extend(data);
-                self.serve_requests(conn);
-            }
+            Some(Role::Upload(_)) => self.upload_bytes(now, conn, data),
             Some(Role::Download(id)) => {
                 let id = *id;
                 self.download_bytes(id, conn, data);
@@ -357,6 +354,7 @@ impl Client {
         if self.exit.is_some() {
             return;
         }
+        self.upload_timeouts(now);
         let s = &mut self.session;
         if let Some(last) = s.last_rx {
             if now >= last + QUIET && !s.rx.partial().is_empty() {
@@ -474,7 +472,11 @@ impl Client {
             Pending::Search { answered: true, .. } => f.since + QUIET,
             _ => f.since + REPLY_TIMEOUT,
         });
-        partial.into_iter().chain(reply).min()
+        partial
+            .into_iter()
+            .chain(reply)
+            .chain(self.upload_deadline())
+            .min()
     }
 
     /// `Some(status)` once the client is done: 0 after `LEAVE`, non-zero when the server

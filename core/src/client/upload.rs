@@ -8,7 +8,9 @@
 //! Files are found by name or hash in this client's own table, never by joining a name
 //! onto a path as given, so no request can reach a file that was not shared.
 
-use super::{Client, Command, Role};
+use std::time::Instant;
+
+use super::{Client, Command, Role, QUIET};
 use crate::hash::ContentHash;
 use crate::wire::{ByteRange, GetLine, LineBuf, PeerError, PeerReply, PeerRequest, MAX_LINE};
 use crate::ConnId;
@@ -19,6 +21,9 @@ pub(super) struct Upload {
     pub(super) rx: LineBuf,
     /// A file range is being written by the driver; later requests wait for it.
     pub(super) sending: bool,
+    /// When an unterminated request is taken as whole: some classic peers send `GET`
+    /// with no line ending and wait.
+    pub(super) partial_due: Option<Instant>,
 }
 
 impl Upload {
@@ -26,11 +31,55 @@ impl Upload {
         Self {
             rx: LineBuf::new(MAX_LINE),
             sending: false,
+            partial_due: None,
         }
     }
 }
 
 impl Client {
+    /// Bytes from a peer of our file server.
+    pub(super) fn upload_bytes(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        if let Some(Role::Upload(up)) = self.roles.get_mut(&conn) {
+            up.rx.extend(data);
+        }
+        self.serve_requests(conn);
+        if let Some(Role::Upload(up)) = self.roles.get_mut(&conn) {
+            // Only a last line with no end yet waits for the quiet time.
+            let rest = up.rx.partial();
+            up.partial_due = (!rest.is_empty() && !rest.contains(&b'\n')).then_some(now + QUIET);
+        }
+    }
+
+    /// Ends the unterminated requests that waited [`QUIET`], and answers them.
+    pub(super) fn upload_timeouts(&mut self, now: Instant) {
+        let due: Vec<ConnId> = self
+            .roles
+            .iter()
+            .filter_map(|(conn, role)| match role {
+                Role::Upload(up) if up.partial_due.is_some_and(|d| d <= now) => Some(*conn),
+                _ => None,
+            })
+            .collect();
+        for conn in due {
+            if let Some(Role::Upload(up)) = self.roles.get_mut(&conn) {
+                up.partial_due = None;
+                up.rx.extend(b"\n");
+            }
+            self.serve_requests(conn);
+        }
+    }
+
+    /// The earliest unterminated request's deadline.
+    pub(super) fn upload_deadline(&self) -> Option<Instant> {
+        self.roles
+            .values()
+            .filter_map(|role| match role {
+                Role::Upload(up) => up.partial_due,
+                _ => None,
+            })
+            .min()
+    }
+
     /// Answers the requests buffered on `conn`, one at a time.
     pub(super) fn serve_requests(&mut self, conn: ConnId) {
         loop {

@@ -530,8 +530,12 @@ mod tests {
         let mut f = Fixture::new();
         let c = f.connect(1);
         assert_eq!(f.say(c, "JOIN x"), "");
-        let due = f.server.poll_timeout().expect("a deadline for the partial line");
-        f.server.handle_timeout(due - std::time::Duration::from_millis(1));
+        let due = f
+            .server
+            .poll_timeout()
+            .expect("a deadline for the partial line");
+        f.server
+            .handle_timeout(due - std::time::Duration::from_millis(1));
         assert!(f.server.poll_transmit().is_none(), "not before it is due");
         f.server.handle_timeout(due);
         let t = f.server.poll_transmit().expect("the reply");

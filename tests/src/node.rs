@@ -34,16 +34,27 @@ pub const TIMEOUT: Duration = Duration::from_secs(20);
 pub enum Runtime {
     /// napshare-mio, the hand-rolled mio event loop.
     Mio,
+    /// napshare-smol, the smol adapter.
+    Smol,
 }
 
 impl Runtime {
     /// Every runtime `napshare-node` can run.
-    pub const ALL: &'static [Runtime] = &[Runtime::Mio];
+    pub const ALL: &'static [Runtime] = &[Runtime::Mio, Runtime::Smol];
 
     /// The value of `NAPSHARE_RUNTIME` that selects this runtime.
     pub fn name(self) -> &'static str {
         match self {
             Runtime::Mio => "mio",
+            Runtime::Smol => "smol",
+        }
+    }
+
+    /// The other runtime.
+    pub fn other(self) -> Self {
+        match self {
+            Runtime::Mio => Runtime::Smol,
+            Runtime::Smol => Runtime::Mio,
         }
     }
 
@@ -52,6 +63,31 @@ impl Runtime {
         let mut cmd = Command::new(node_binary());
         cmd.env("NAPSHARE_RUNTIME", self.name());
         cmd
+    }
+}
+
+/// The runtimes of the processes of one scenario: the server's, and its clients' in turn.
+///
+/// The first client runs `client`, the second the other runtime, the third `client` again,
+/// and so on, so a download from the first client to the second crosses runtimes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mix {
+    pub server: Runtime,
+    pub client: Runtime,
+}
+
+impl Mix {
+    pub const fn new(server: Runtime, client: Runtime) -> Self {
+        Self { server, client }
+    }
+
+    /// The runtime of the `i`-th client a scenario starts (from 0).
+    pub fn client(self, i: usize) -> Runtime {
+        if i % 2 == 0 {
+            self.client
+        } else {
+            self.client.other()
+        }
     }
 }
 

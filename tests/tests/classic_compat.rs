@@ -660,3 +660,30 @@ on_runtime!(
         classic_server_with_every_quirk,
     ]
 );
+
+on_runtime!(
+    smol,
+    napshare_tests::node::Runtime::Smol,
+    [
+        seed_transcript,
+        first_line_must_be_join,
+        bad_lines_get_no_reply,
+        names_with_spaces,
+        files_leave_with_their_owner,
+        split_byte_by_byte,
+        several_commands_in_one_write,
+        crlf_line_endings,
+        blank_lines_are_ignored,
+        overlong_lines,
+        join_text_and_file_lines,
+        get_range_forms,
+        get_refusals,
+        server_answers_a_request_without_line_ending,
+        file_server_answers_a_get_without_line_ending,
+        classic_server_seed,
+        classic_server_without_endsearch,
+        classic_server_without_final_newline,
+        classic_server_in_one_segment,
+        classic_server_with_every_quirk,
+    ]
+);

@@ -4,14 +4,16 @@
 //! wrong or never tried (clients on one host, clients that vanish, `CREATEFILE` mistakes,
 //! unknown commands).
 //!
-//! Each scenario is a function of the [`Runtime`]; the `#[test]`s at the end run it on
-//! every runtime.
+//! Each scenario is a function of a [`Mix`] of runtimes (the server's, and the clients'
+//! in turn); the `#[test]`s at the end run it for every server runtime against every
+//! client runtime, with the second client always on the other runtime, so downloads cross
+//! runtimes both ways.
 
 use std::fs;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use napshare_tests::node::{hit, test_data, ClientProc, Runtime, ServerProc, TIMEOUT};
+use napshare_tests::node::{hit, test_data, ClientProc, Mix, ServerProc, TIMEOUT};
 
 /// How soon the files of a client that vanished must be gone: far less than any timeout,
 /// but its close and another client's next search travel on different connections.
@@ -20,22 +22,22 @@ const SOON: Duration = Duration::from_secs(5);
 // ---- the seed's six scenarios ----
 
 /// A client connects, joins, and leaves with status 0.
-fn connect(rt: Runtime) {
-    let server = ServerProc::start(rt);
-    let mut a = ClientProc::start(rt, server.addr(), &[]);
+fn connect(mix: Mix) {
+    let server = ServerProc::start(mix.server);
+    let mut a = ClientProc::start(mix.client(0), server.addr(), &[]);
     a.expect(format!("joined the network at {}", server.addr()));
     a.leave();
 }
 
 /// A client's startup files are registered without a command: another client finds them.
-fn register_automatically(rt: Runtime) {
-    let server = ServerProc::start(rt);
+fn register_automatically(mix: Mix) {
+    let server = ServerProc::start(mix.server);
     let a = ClientProc::joined(
-        rt,
+        mix.client(0),
         server.addr(),
         &[("alpha.txt", b"alpha!"), ("beta.bin", &[0, 1, 2, 255])],
     );
-    let mut b = ClientProc::joined(rt, server.addr(), &[]);
+    let mut b = ClientProc::joined(mix.client(1), server.addr(), &[]);
     let peer = a.peer_addr();
     assert_eq!(
         b.search(""),
@@ -44,10 +46,10 @@ fn register_automatically(rt: Runtime) {
 }
 
 /// Search is a case-sensitive substring match; no match prints 0 results.
-fn search(rt: Runtime) {
-    let server = ServerProc::start(rt);
+fn search(mix: Mix) {
+    let server = ServerProc::start(mix.server);
     let a = ClientProc::joined(
-        rt,
+        mix.client(0),
         server.addr(),
         &[
             ("alpha.txt", b"1"),
@@ -56,7 +58,11 @@ fn search(rt: Runtime) {
             ("gamma.txt", b"4444"),
         ],
     );
-    let mut b = ClientProc::joined(rt, server.addr(), &[("delta alpha.txt", b"55555")]);
+    let mut b = ClientProc::joined(
+        mix.client(1),
+        server.addr(),
+        &[("delta alpha.txt", b"55555")],
+    );
     let (pa, pb) = (a.peer_addr(), b.peer_addr());
     let mut found = b.search("alpha");
     found.sort_by(|x, y| x.name.cmp(&y.name));
@@ -84,12 +90,12 @@ fn search(rt: Runtime) {
 /// A client downloads from another: byte-identical binary data, names with spaces, with
 /// and without a search first, an empty file; a name the peer does not share fails and
 /// leaves nothing behind.
-fn download(rt: Runtime) {
-    let server = ServerProc::start(rt);
+fn download(mix: Mix) {
+    let server = ServerProc::start(mix.server);
     let mib = test_data(1024 * 1024, 1);
     let small = test_data(1000, 2);
     let a = ClientProc::joined(
-        rt,
+        mix.client(0),
         server.addr(),
         &[
             ("one mib.bin", &mib),
@@ -97,7 +103,7 @@ fn download(rt: Runtime) {
             ("empty", b""),
         ],
     );
-    let mut b = ClientProc::joined(rt, server.addr(), &[]);
+    let mut b = ClientProc::joined(mix.client(1), server.addr(), &[]);
     let peer = a.peer_addr().to_string();
 
     assert_eq!(b.search("mib"), vec![hit("one mib.bin", &peer, mib.len())]);
@@ -131,11 +137,11 @@ fn download(rt: Runtime) {
 
 /// A download of a few MiB of binary data (several pieces) between two clients is
 /// byte-identical.
-fn download_several_mib(rt: Runtime) {
-    let server = ServerProc::start(rt);
+fn download_several_mib(mix: Mix) {
+    let server = ServerProc::start(mix.server);
     let big = test_data(3 * 1024 * 1024 + 4321, 3);
-    let a = ClientProc::joined(rt, server.addr(), &[("big file.bin", &big)]);
-    let mut b = ClientProc::joined(rt, server.addr(), &[]);
+    let a = ClientProc::joined(mix.client(0), server.addr(), &[("big file.bin", &big)]);
+    let mut b = ClientProc::joined(mix.client(1), server.addr(), &[]);
     let peer = a.peer_addr().to_string();
     assert_eq!(b.search("big"), vec![hit("big file.bin", &peer, big.len())]);
     let done = b.download(&peer, "big file.bin").unwrap();
@@ -145,14 +151,14 @@ fn download_several_mib(rt: Runtime) {
 
 /// `DELETEFILE` removes a file from the server (another client's search no longer finds
 /// it) and the client stops serving it.
-fn delete(rt: Runtime) {
-    let server = ServerProc::start(rt);
+fn delete(mix: Mix) {
+    let server = ServerProc::start(mix.server);
     let mut a = ClientProc::joined(
-        rt,
+        mix.client(0),
         server.addr(),
         &[("alpha.txt", b"alpha"), ("beta.txt", b"beta")],
     );
-    let mut b = ClientProc::joined(rt, server.addr(), &[]);
+    let mut b = ClientProc::joined(mix.client(1), server.addr(), &[]);
     let peer = a.peer_addr();
     assert_eq!(b.search("alpha"), vec![hit("alpha.txt", peer, 5)]);
 
@@ -167,19 +173,19 @@ fn delete(rt: Runtime) {
 
 /// `LEAVE` removes the client's files and ends it with status 0; a client killed without a
 /// word loses its files at once too.
-fn leave(rt: Runtime) {
-    let server = ServerProc::start(rt);
+fn leave(mix: Mix) {
+    let server = ServerProc::start(mix.server);
     let mut a = ClientProc::joined(
-        rt,
+        mix.client(0),
         server.addr(),
         &[("alpha.txt", b"alpha"), ("beta.txt", b"beta")],
     );
-    let mut b = ClientProc::joined(rt, server.addr(), &[("mine.txt", b"b")]);
+    let mut b = ClientProc::joined(mix.client(1), server.addr(), &[("mine.txt", b"b")]);
     assert_eq!(b.search(".txt").len(), 3);
     a.leave();
     assert_eq!(b.search(".txt"), vec![hit("mine.txt", b.peer_addr(), 1)]);
 
-    let mut c = ClientProc::joined(rt, server.addr(), &[("gamma.txt", b"gamma")]);
+    let mut c = ClientProc::joined(mix.client(2), server.addr(), &[("gamma.txt", b"gamma")]);
     let gamma = vec![hit("gamma.txt", c.peer_addr(), 5)];
     assert_eq!(b.search("gamma"), gamma);
     c.kill();
@@ -206,10 +212,10 @@ fn leave(rt: Runtime) {
 
 /// Two clients on one host are two peers: each is listed with its own file server, and one
 /// leaving does not take the other's files (the seed keys files by IP).
-fn two_clients_on_one_host(rt: Runtime) {
-    let server = ServerProc::start(rt);
-    let mut a = ClientProc::joined(rt, server.addr(), &[("same.txt", b"from a")]);
-    let mut b = ClientProc::joined(rt, server.addr(), &[("same.txt", b"from b!")]);
+fn two_clients_on_one_host(mix: Mix) {
+    let server = ServerProc::start(mix.server);
+    let mut a = ClientProc::joined(mix.client(0), server.addr(), &[("same.txt", b"from a")]);
+    let mut b = ClientProc::joined(mix.client(1), server.addr(), &[("same.txt", b"from b!")]);
     let (pa, pb) = (a.peer_addr(), b.peer_addr());
     assert_ne!(pa, pb);
     let mut found = b.search("same");
@@ -229,10 +235,10 @@ fn two_clients_on_one_host(rt: Runtime) {
 
 /// `CREATEFILE` shares a file put in the shared folder while the client runs, with or
 /// without its size; a wrong size or a missing file is an error and shares nothing.
-fn createfile_while_running(rt: Runtime) {
-    let server = ServerProc::start(rt);
-    let mut a = ClientProc::joined(rt, server.addr(), &[]);
-    let mut b = ClientProc::joined(rt, server.addr(), &[]);
+fn createfile_while_running(mix: Mix) {
+    let server = ServerProc::start(mix.server);
+    let mut a = ClientProc::joined(mix.client(0), server.addr(), &[]);
+    let mut b = ClientProc::joined(mix.client(1), server.addr(), &[]);
     let pa = a.peer_addr();
 
     let data = test_data(70_000, 3);
@@ -276,9 +282,9 @@ fn createfile_while_running(rt: Runtime) {
 }
 
 /// An unknown command prints an error and the help, and the client goes on working.
-fn unknown_command(rt: Runtime) {
-    let server = ServerProc::start(rt);
-    let mut a = ClientProc::joined(rt, server.addr(), &[("alpha.txt", b"a")]);
+fn unknown_command(mix: Mix) {
+    let server = ServerProc::start(mix.server);
+    let mut a = ClientProc::joined(mix.client(0), server.addr(), &[("alpha.txt", b"a")]);
     a.send("FROBNICATE alpha.txt");
     let err = a.expect("error:");
     assert!(err.contains("FROBNICATE"), "{err}");
@@ -293,20 +299,20 @@ fn unknown_command(rt: Runtime) {
 
 /// End of standard input means `LEAVE`: the client leaves, its files go, it exits with 0,
 /// also when the input ends right after a command.
-fn end_of_input_leaves(rt: Runtime) {
-    let server = ServerProc::start(rt);
-    let mut b = ClientProc::joined(rt, server.addr(), &[("stays.txt", b"s")]);
+fn end_of_input_leaves(mix: Mix) {
+    let server = ServerProc::start(mix.server);
+    let mut b = ClientProc::joined(mix.client(0), server.addr(), &[("stays.txt", b"s")]);
     // Several clients, so that a lost wake-up does not pass by luck.
     let mut idle: Vec<ClientProc> = (0..4)
         .map(|i| {
             let name = format!("idle{i}.txt");
-            ClientProc::joined(rt, server.addr(), &[(name.as_str(), b"x")])
+            ClientProc::joined(mix.client(1), server.addr(), &[(name.as_str(), b"x")])
         })
         .collect();
     let mut busy: Vec<ClientProc> = (0..4)
         .map(|i| {
             let name = format!("busy{i}.txt");
-            ClientProc::joined(rt, server.addr(), &[(name.as_str(), b"y")])
+            ClientProc::joined(mix.client(2), server.addr(), &[(name.as_str(), b"y")])
         })
         .collect();
     assert_eq!(b.search("idle").len(), 4);
@@ -331,9 +337,9 @@ fn end_of_input_leaves(rt: Runtime) {
 }
 
 /// A client whose server goes away says so and exits with a failure status.
-fn server_lost(rt: Runtime) {
-    let mut server = ServerProc::start(rt);
-    let mut a = ClientProc::joined(rt, server.addr(), &[("alpha.txt", b"a")]);
+fn server_lost(mix: Mix) {
+    let mut server = ServerProc::start(mix.server);
+    let mut a = ClientProc::joined(mix.client(0), server.addr(), &[("alpha.txt", b"a")]);
     server.kill();
     a.expect("lost the server");
     let status = a.wait_exit(Duration::from_secs(30));
@@ -342,22 +348,82 @@ fn server_lost(rt: Runtime) {
 
 /// A thin `#[test]` per scenario and runtime: `mod mio { fn connect() .. }`.
 macro_rules! on_runtime {
-    ($module:ident, $rt:expr, [$($(#[$attr:meta])* $scenario:ident),* $(,)?]) => {
+    ($module:ident, $mix:expr, [$($(#[$attr:meta])* $scenario:ident),* $(,)?]) => {
         mod $module {
+            use super::*;
             $(
                 #[test]
                 $(#[$attr])*
                 fn $scenario() {
-                    super::$scenario($rt)
+                    super::$scenario($mix)
                 }
             )*
         }
     };
 }
 
+use napshare_tests::node::Runtime::{Mio, Smol};
+
 on_runtime!(
-    mio,
-    napshare_tests::node::Runtime::Mio,
+    mio_server_mio_client,
+    Mix::new(Mio, Mio),
+    [
+        connect,
+        register_automatically,
+        search,
+        download,
+        download_several_mib,
+        delete,
+        leave,
+        two_clients_on_one_host,
+        createfile_while_running,
+        unknown_command,
+        end_of_input_leaves,
+        server_lost,
+    ]
+);
+
+on_runtime!(
+    mio_server_smol_client,
+    Mix::new(Mio, Smol),
+    [
+        connect,
+        register_automatically,
+        search,
+        download,
+        download_several_mib,
+        delete,
+        leave,
+        two_clients_on_one_host,
+        createfile_while_running,
+        unknown_command,
+        end_of_input_leaves,
+        server_lost,
+    ]
+);
+
+on_runtime!(
+    smol_server_mio_client,
+    Mix::new(Smol, Mio),
+    [
+        connect,
+        register_automatically,
+        search,
+        download,
+        download_several_mib,
+        delete,
+        leave,
+        two_clients_on_one_host,
+        createfile_while_running,
+        unknown_command,
+        end_of_input_leaves,
+        server_lost,
+    ]
+);
+
+on_runtime!(
+    smol_server_smol_client,
+    Mix::new(Smol, Smol),
     [
         connect,
         register_automatically,

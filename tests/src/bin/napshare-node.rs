@@ -1,5 +1,5 @@
 //! `napshare-node`: the `napshare` command on the runtime named by the environment variable
-//! `NAPSHARE_RUNTIME` (`mio`, the default when it is unset or empty).
+//! `NAPSHARE_RUNTIME` (`mio`, the default when it is unset or empty, or `smol`).
 //!
 //! Integration tests start this one binary for every process and pick the runtime per
 //! process, so that a server on one runtime can be tested against clients on another.
@@ -8,13 +8,14 @@ use std::env::{self, VarError};
 use std::process::ExitCode;
 
 /// Runtimes this binary can run, for the error message.
-const KNOWN: &str = "mio";
+const KNOWN: &str = "mio, smol";
 
 fn main() -> ExitCode {
     match env::var("NAPSHARE_RUNTIME") {
         Err(VarError::NotPresent) => napshare_mio::main("napshare"),
         Ok(name) => match name.as_str() {
             "" | "mio" => napshare_mio::main("napshare"),
+            "smol" => napshare_smol::main("napshare-smol"),
             other => unknown(other),
         },
         Err(VarError::NotUnicode(name)) => unknown(&name.to_string_lossy()),

@@ -430,7 +430,8 @@ pub struct ClientProc {
     initial: Vec<String>,
     shared: PathBuf,
     downloads: PathBuf,
-    _dir: tempfile::TempDir,
+    /// The temporary folder holding both, when the client owns it.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl ClientProc {
@@ -447,9 +448,23 @@ impl ClientProc {
             .prefix("napshare-client-")
             .tempdir()
             .expect("a temporary folder");
-        let shared = dir.path().join("shared");
-        let downloads = dir.path().join("downloads");
-        std::fs::create_dir(&shared).expect("create the shared folder");
+        let mut client = Self::start_in(runtime, server, dir.path(), shared_files);
+        client._dir = Some(dir);
+        client
+    }
+
+    /// Starts a client whose shared and downloads folders are `dir/shared` and
+    /// `dir/downloads`, which outlive it: a later client started in `dir` finds what this
+    /// one left, as a restarted client would.
+    pub fn start_in(
+        runtime: Runtime,
+        server: &str,
+        dir: &Path,
+        shared_files: &[(&str, &[u8])],
+    ) -> Self {
+        let shared = dir.join("shared");
+        let downloads = dir.join("downloads");
+        std::fs::create_dir_all(&shared).expect("create the shared folder");
         for (name, data) in shared_files {
             std::fs::write(shared.join(name), data).expect("write a shared file");
         }
@@ -483,7 +498,7 @@ impl ClientProc {
             initial,
             shared,
             downloads,
-            _dir: dir,
+            _dir: None,
         }
     }
 

@@ -311,6 +311,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_download_never_replaces_what_is_not_a_regular_file() {
+        let dir = std::env::temp_dir().join(format!("napshare-commit-{}", std::process::id()));
+        fs::create_dir_all(dir.join("taken")).unwrap();
+        let part = dir.join("x.part");
+        let (f, _) = open_part(&part).unwrap();
+        let err = commit(&f, &part, &dir.join("taken"), 0).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert!(
+            dir.join("taken").is_dir() && part.exists(),
+            "nothing was lost"
+        );
+        // A partial file's name taken by a folder is refused too.
+        fs::create_dir_all(dir.join("y.part")).unwrap();
+        assert!(open_part(&dir.join("y.part")).is_err());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn upload_sends_exactly_the_range() {
         let dir = std::env::temp_dir().join(format!("napshare-upload-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();

@@ -139,10 +139,17 @@ impl Io {
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             let end = conn.read_all(buf, |data| client.handle_bytes(now, id, data));
             if end == ReadEnd::Closed {
+                // The peer is done sending; what we still owe it (a file it asked for
+                // before shutting down its side) is written before the close.
                 self.drain(client, now);
-                self.conns.remove(&id);
                 client.handle_closed(now, id);
-                return;
+                match self.conns.get_mut(&id) {
+                    Some(conn) if conn.has_backlog() => conn.closing = true,
+                    _ => {
+                        self.conns.remove(&id);
+                        return;
+                    }
+                }
             }
         }
         self.settle(client, id, now);

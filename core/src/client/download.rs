@@ -145,7 +145,7 @@ impl Client {
             reported: 0,
         };
         self.downloads.insert(id, download);
-        if known || !self.session_is_up() {
+        if known || self.session_is_down() {
             let hits = std::mem::take(&mut self.last_hits);
             self.plan_download(id, &hits);
             self.last_hits = hits;
@@ -321,12 +321,14 @@ impl Client {
         match &mut d.state {
             State::Classic(c) => {
                 let offset = c.len;
-                c.len += data.len() as u64;
-                d.done = c.len;
-                if d.size.is_some_and(|size| c.len > size) {
+                if d.size.is_some_and(|size| offset + data.len() as u64 > size) {
+                    // More than the listed size: this peer's file is not the one listed.
+                    c.conn = None;
                     self.drop_conn(conn);
                     return self.classic_next(id);
                 }
+                c.len += data.len() as u64;
+                d.done = c.len;
                 self.commands.push_back(Command::WritePart {
                     download: id,
                     offset,

@@ -90,14 +90,15 @@ impl Client {
         true
     }
 
-    pub(super) fn session_is_up(&self) -> bool {
-        self.session.link == Link::Up
+    /// The session with the server is gone (it cannot answer a lookup any more).
+    pub(super) fn session_is_down(&self) -> bool {
+        self.session.link == Link::Down || self.exit.is_some()
     }
 
     /// Sends the next queued request if none is in flight.
     pub(super) fn pump(&mut self, now: Instant) {
         let s = &mut self.session;
-        if s.link != Link::Up || s.in_flight.is_some() {
+        if s.link != Link::Up || s.in_flight.is_some() || self.exit.is_some() {
             return;
         }
         let Some(what) = s.queue.pop_front() else {

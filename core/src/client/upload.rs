@@ -21,6 +21,10 @@ pub(super) struct Upload {
     pub(super) rx: LineBuf,
     /// A file range is being written by the driver; later requests wait for it.
     pub(super) sending: bool,
+    /// The peer spoke the extension (`XGET`, `XPIECES`): errors get an `ERROR` reply.
+    /// Before that, anything but a request closes the connection with no bytes, the
+    /// classic error signal, so a classic peer never takes an error text for a file.
+    pub(super) ext: bool,
     /// When an unterminated request is taken as whole: some classic peers send `GET`
     /// with no line ending and wait.
     pub(super) partial_due: Option<Instant>,
@@ -31,6 +35,7 @@ impl Upload {
         Self {
             rx: LineBuf::new(MAX_LINE),
             sending: false,
+            ext: false,
             partial_due: None,
         }
     }
@@ -91,14 +96,20 @@ impl Client {
             }
             let line = match up.rx.next_line() {
                 None => return,
+                Some(Ok(l)) if l.iter().all(u8::is_ascii_whitespace) => continue,
                 Some(Ok(l)) => String::from_utf8_lossy(l).into_owned(),
                 Some(Err(_)) => return self.drop_upload(conn),
             };
-            if line.starts_with("GET ") {
+            if line.starts_with("GET ") && !up.ext {
                 return self.serve_classic(conn, &line);
             }
+            let request = PeerRequest::parse(&line);
+            up.ext |= request.is_ok();
+            if !up.ext {
+                return self.drop_upload(conn);
+            }
             let mut out = Vec::new();
-            match PeerRequest::parse(&line) {
+            match request {
                 Ok(PeerRequest::Get { hash, start, len }) => {
                     self.serve_range(conn, hash, start, len, &mut out);
                 }

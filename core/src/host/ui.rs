@@ -42,8 +42,11 @@ impl Ui {
         match event {
             ClientEvent::DownloadStarted { name, size, .. } => {
                 self.line(&event.to_string());
+                // A bar for a file that arrives in a blink would only flicker.
                 let progress = match (&self.bars, size) {
-                    (Some(multi), Some(size)) => Progress::Bar(multi.add(bar(name, *size))),
+                    (Some(multi), Some(size)) if *size >= BAR_FROM => {
+                        Progress::Bar(multi.add(bar(name, *size)))
+                    }
                     _ => Progress::Quiet(0),
                 };
                 self.progress.insert(name.clone(), progress);
@@ -79,16 +82,20 @@ impl Ui {
         }
     }
 
-    /// Prints above the bars, so they are not torn.
+    /// Prints above the bars, through the bars' own printer on a terminal so that it
+    /// always knows where they are.
     fn line(&self, text: &str) {
         match &self.bars {
-            Some(multi) if !self.progress.is_empty() => {
+            Some(multi) => {
                 let _ = multi.println(text);
             }
-            _ => println!("{text}"),
+            None => println!("{text}"),
         }
     }
 }
+
+/// Files smaller than this get no bar.
+const BAR_FROM: u64 = 1 << 20;
 
 fn bar(name: &str, size: u64) -> ProgressBar {
     let bar = ProgressBar::new(size);

@@ -68,6 +68,8 @@ pub enum ParseError {
     BadSize,
     /// A `%` not followed by two hexadecimal digits.
     BadEscape,
+    /// A classic name with a control character in it.
+    ControlChar,
     /// A content hash that is not 64 hexadecimal digits.
     BadHash,
     /// More fields than the message has.
@@ -83,6 +85,7 @@ impl fmt::Display for ParseError {
             Self::MissingField => "missing field",
             Self::BadSize => "size is not a number",
             Self::BadEscape => "bad %-escape",
+            Self::ControlChar => "control character in a name",
             Self::BadHash => "bad content hash",
             Self::TrailingField => "unexpected extra field",
         })
@@ -113,6 +116,15 @@ fn split_command(line: &str) -> (&str, Option<&str>) {
         Some((cmd, rest)) => (cmd, Some(rest)),
         None => (line, None),
     }
+}
+
+/// A classic line cannot carry a name with control characters faithfully (a `\r` would
+/// read back as part of the line end); only the extension's encoded names can.
+fn plain_name(name: &str) -> Result<&str, ParseError> {
+    if name.chars().any(char::is_control) {
+        return Err(ParseError::ControlChar);
+    }
+    Ok(name)
 }
 
 fn non_empty(s: Option<&str>) -> Result<&str, ParseError> {
@@ -168,12 +180,12 @@ impl<'a> Request<'a> {
             "CREATEFILE" => {
                 let (name, size) = split_last(non_empty(rest)?)?;
                 Ok(Self::CreateFile {
-                    name,
+                    name: plain_name(name)?,
                     size: parse_size(size)?,
                 })
             }
             "DELETEFILE" => Ok(Self::DeleteFile {
-                name: non_empty(rest)?,
+                name: plain_name(non_empty(rest)?)?,
             }),
             // A bare `SEARCH` searches for the empty pattern, which matches every name.
             "SEARCH" => Ok(Self::Search {
@@ -287,6 +299,8 @@ mod tests {
             "CREATEFILE a",
             "CREATEFILE",
             "CREATEFILE  5",
+            "CREATEFILE z\r\r 5",
+            "CREATEFILE a\tb 5",
         ] {
             assert!(Request::parse(line).is_err(), "{line}");
         }

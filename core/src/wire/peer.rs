@@ -30,14 +30,15 @@ impl PeerAddr {
 /// A bare IPv6 address such as `::1` has no port; neither has free text like a user name.
 pub fn join_port(text: &str) -> Option<u16> {
     let text = text.trim();
+    // Port 0 is no port at all: nothing listens there.
     if let Ok(sa) = SocketAddr::from_str(text) {
-        return Some(sa.port());
+        return Some(sa.port()).filter(|p| *p != 0);
     }
     let (host, port) = text.rsplit_once(':')?;
     if host.is_empty() || host.contains(':') {
         return None;
     }
-    port.parse().ok()
+    port.parse().ok().filter(|p| *p != 0)
 }
 
 impl fmt::Display for PeerAddr {
@@ -81,6 +82,7 @@ mod tests {
         assert_eq!(join_port("::1"), None);
         assert_eq!(join_port("[::1]:4000"), Some(4000));
         assert_eq!(join_port("x:99999"), None);
+        assert_eq!(join_port("10.0.0.1:0"), None);
     }
 
     #[test]

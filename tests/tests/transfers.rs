@@ -176,3 +176,18 @@ fn corrupt_data_never_reaches_the_final_name() {
     assert!(failed, "{:?}", sim.events(b));
     assert_eq!(sim.fs(b).downloads.get("movie.mkv"), None);
 }
+
+/// A `DOWNLOAD` typed before the client has joined waits for the session and then finds
+/// the file, instead of failing at once.
+#[test]
+fn a_download_asked_before_joining_waits_for_the_session() {
+    let data = Rng::new(9).bytes(5000);
+    let mut sim = sim(9);
+    let _a = sim.add_client(&[("notes.txt", &data)]);
+    sim.run_until_idle();
+    let b = sim.add_client(&[]);
+    sim.command_line(b, "DOWNLOAD notes.txt").unwrap();
+    sim.run_until_idle();
+    assert!(sim.events(b).iter().any(done), "{:?}", sim.events(b));
+    assert_eq!(sim.fs(b).downloads.get("notes.txt"), Some(&data));
+}

@@ -348,25 +348,7 @@ mod tests {
     #[test]
     fn the_seed_transcript() {
         let (server, mut w) = start(Knobs::SEED);
-        ask(&mut w, "JOIN 127.0.0.1\n", "CONFIRMJOIN\n");
-        ask(
-            &mut w,
-            "CREATEFILE alpha.txt 100\n",
-            "CONFIRMCREATEFILE alpha.txt\n",
-        );
-        ask(
-            &mut w,
-            "SEARCH alpha\n",
-            "FILE alpha.txt 127.0.0.1 100\nENDSEARCH\n",
-        );
-        ask(&mut w, "SEARCH nomatch\n", "NORESULT\nENDSEARCH\n");
-        ask(
-            &mut w,
-            "DELETEFILE never.txt\n",
-            "CONFIRMDELETEFILE never.txt\n",
-        );
-        ask(&mut w, "LEAVE\n", "CONFIRMLEAVE\n");
-        w.expect_eof();
+        w.play_seed_transcript();
         assert!(server.files().is_empty());
         assert_eq!(server.received().len(), 6);
     }

@@ -682,7 +682,33 @@ pub struct Wire {
     received: Vec<u8>,
 }
 
+/// The seed's observed transcript (PROTOCOL-classic.md), one request per write, each
+/// answered before the next is sent, ending with the server's close.
+pub const SEED_TRANSCRIPT: &[(&str, &str)] = &[
+    ("JOIN 127.0.0.1\n", "CONFIRMJOIN\n"),
+    (
+        "CREATEFILE alpha.txt 100\n",
+        "CONFIRMCREATEFILE alpha.txt\n",
+    ),
+    (
+        "SEARCH alpha\n",
+        "FILE alpha.txt 127.0.0.1 100\nENDSEARCH\n",
+    ),
+    ("SEARCH nomatch\n", "NORESULT\nENDSEARCH\n"),
+    ("DELETEFILE never.txt\n", "CONFIRMDELETEFILE never.txt\n"),
+    ("LEAVE\n", "CONFIRMLEAVE\n"),
+];
+
 impl Wire {
+    /// Plays [`SEED_TRANSCRIPT`] and expects the close after it.
+    pub fn play_seed_transcript(&mut self) {
+        for (request, reply) in SEED_TRANSCRIPT {
+            self.send(request);
+            self.expect(reply);
+        }
+        self.expect_eof();
+    }
+
     pub fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
         stream.set_nodelay(true).expect("TCP_NODELAY");

@@ -50,25 +50,7 @@ fn leave(mut w: Wire) {
 fn seed_transcript(rt: Runtime) {
     let server = ServerProc::start(rt);
     let mut w = Wire::connect(server.addr());
-    ask(&mut w, "JOIN 127.0.0.1\n", "CONFIRMJOIN\n");
-    ask(
-        &mut w,
-        "CREATEFILE alpha.txt 100\n",
-        "CONFIRMCREATEFILE alpha.txt\n",
-    );
-    ask(
-        &mut w,
-        "SEARCH alpha\n",
-        "FILE alpha.txt 127.0.0.1 100\nENDSEARCH\n",
-    );
-    ask(&mut w, "SEARCH nomatch\n", "NORESULT\nENDSEARCH\n");
-    ask(
-        &mut w,
-        "DELETEFILE never.txt\n",
-        "CONFIRMDELETEFILE never.txt\n",
-    );
-    ask(&mut w, "LEAVE\n", "CONFIRMLEAVE\n");
-    w.expect_eof();
+    w.play_seed_transcript();
 }
 
 /// The first line must be `JOIN`: anything else closes the connection with no reply.
@@ -650,58 +632,34 @@ macro_rules! on_runtime {
     };
 }
 
-on_runtime!(
-    mio,
-    napshare_tests::node::Runtime::Mio,
-    [
-        seed_transcript,
-        first_line_must_be_join,
-        bad_lines_get_no_reply,
-        names_with_spaces,
-        files_leave_with_their_owner,
-        split_byte_by_byte,
-        several_commands_in_one_write,
-        crlf_line_endings,
-        blank_lines_are_ignored,
-        overlong_lines,
-        join_text_and_file_lines,
-        get_range_forms,
-        get_refusals,
-        get_from_a_half_closed_peer,
-        server_answers_a_request_without_line_ending,
-        file_server_answers_a_get_without_line_ending,
-        classic_server_seed,
-        classic_server_without_endsearch,
-        classic_server_without_final_newline,
-        classic_server_in_one_segment,
-        classic_server_with_every_quirk,
-    ]
-);
+/// Runs every test on each runtime.
+macro_rules! on_every_runtime {
+    ($($(#[$attr:meta])* $test:ident),* $(,)?) => {
+        on_runtime!(mio, napshare_tests::node::Runtime::Mio, [$($(#[$attr])* $test),*]);
+        on_runtime!(smol, napshare_tests::node::Runtime::Smol, [$($(#[$attr])* $test),*]);
+    };
+}
 
-on_runtime!(
-    smol,
-    napshare_tests::node::Runtime::Smol,
-    [
-        seed_transcript,
-        first_line_must_be_join,
-        bad_lines_get_no_reply,
-        names_with_spaces,
-        files_leave_with_their_owner,
-        split_byte_by_byte,
-        several_commands_in_one_write,
-        crlf_line_endings,
-        blank_lines_are_ignored,
-        overlong_lines,
-        join_text_and_file_lines,
-        get_range_forms,
-        get_refusals,
-        get_from_a_half_closed_peer,
-        server_answers_a_request_without_line_ending,
-        file_server_answers_a_get_without_line_ending,
-        classic_server_seed,
-        classic_server_without_endsearch,
-        classic_server_without_final_newline,
-        classic_server_in_one_segment,
-        classic_server_with_every_quirk,
-    ]
+on_every_runtime!(
+    seed_transcript,
+    first_line_must_be_join,
+    bad_lines_get_no_reply,
+    names_with_spaces,
+    files_leave_with_their_owner,
+    split_byte_by_byte,
+    several_commands_in_one_write,
+    crlf_line_endings,
+    blank_lines_are_ignored,
+    overlong_lines,
+    join_text_and_file_lines,
+    get_range_forms,
+    get_refusals,
+    get_from_a_half_closed_peer,
+    server_answers_a_request_without_line_ending,
+    file_server_answers_a_get_without_line_ending,
+    classic_server_seed,
+    classic_server_without_endsearch,
+    classic_server_without_final_newline,
+    classic_server_in_one_segment,
+    classic_server_with_every_quirk,
 );

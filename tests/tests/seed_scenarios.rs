@@ -364,78 +364,27 @@ macro_rules! on_runtime {
 
 use napshare_tests::node::Runtime::{Mio, Smol};
 
-on_runtime!(
-    mio_server_mio_client,
-    Mix::new(Mio, Mio),
-    [
-        connect,
-        register_automatically,
-        search,
-        download,
-        download_several_mib,
-        delete,
-        leave,
-        two_clients_on_one_host,
-        createfile_while_running,
-        unknown_command,
-        end_of_input_leaves,
-        server_lost,
-    ]
-);
+/// Runs every scenario for each server runtime against each client runtime.
+macro_rules! on_every_mix {
+    ($($(#[$attr:meta])* $scenario:ident),* $(,)?) => {
+        on_runtime!(mio_server_mio_client, Mix::new(Mio, Mio), [$($(#[$attr])* $scenario),*]);
+        on_runtime!(mio_server_smol_client, Mix::new(Mio, Smol), [$($(#[$attr])* $scenario),*]);
+        on_runtime!(smol_server_mio_client, Mix::new(Smol, Mio), [$($(#[$attr])* $scenario),*]);
+        on_runtime!(smol_server_smol_client, Mix::new(Smol, Smol), [$($(#[$attr])* $scenario),*]);
+    };
+}
 
-on_runtime!(
-    mio_server_smol_client,
-    Mix::new(Mio, Smol),
-    [
-        connect,
-        register_automatically,
-        search,
-        download,
-        download_several_mib,
-        delete,
-        leave,
-        two_clients_on_one_host,
-        createfile_while_running,
-        unknown_command,
-        end_of_input_leaves,
-        server_lost,
-    ]
-);
-
-on_runtime!(
-    smol_server_mio_client,
-    Mix::new(Smol, Mio),
-    [
-        connect,
-        register_automatically,
-        search,
-        download,
-        download_several_mib,
-        delete,
-        leave,
-        two_clients_on_one_host,
-        createfile_while_running,
-        unknown_command,
-        end_of_input_leaves,
-        server_lost,
-    ]
-);
-
-on_runtime!(
-    smol_server_smol_client,
-    Mix::new(Smol, Smol),
-    [
-        connect,
-        register_automatically,
-        search,
-        download,
-        download_several_mib,
-        delete,
-        leave,
-        two_clients_on_one_host,
-        createfile_while_running,
-        unknown_command,
-        end_of_input_leaves,
-        server_lost,
-    ]
+on_every_mix!(
+    connect,
+    register_automatically,
+    search,
+    download,
+    download_several_mib,
+    delete,
+    leave,
+    two_clients_on_one_host,
+    createfile_while_running,
+    unknown_command,
+    end_of_input_leaves,
+    server_lost,
 );

@@ -112,24 +112,17 @@ macro_rules! on_mix {
     };
 }
 
-on_mix!(
-    mio_server,
-    Mix::new(Runtime::Mio, Runtime::Mio),
-    [
-        sixty_four_mib_from_three_peers,
-        a_peer_killed_mid_way_is_replaced,
-        a_killed_download_resumes_after_a_restart,
-        names_with_spaces_and_accents,
-    ]
-);
+/// Runs every scenario with a server of each runtime (the clients alternate runtimes).
+macro_rules! on_every_server {
+    ($($scenario:ident),* $(,)?) => {
+        on_mix!(mio_server, Mix::new(Runtime::Mio, Runtime::Mio), [$($scenario),*]);
+        on_mix!(smol_server, Mix::new(Runtime::Smol, Runtime::Smol), [$($scenario),*]);
+    };
+}
 
-on_mix!(
-    smol_server,
-    Mix::new(Runtime::Smol, Runtime::Smol),
-    [
-        sixty_four_mib_from_three_peers,
-        a_peer_killed_mid_way_is_replaced,
-        a_killed_download_resumes_after_a_restart,
-        names_with_spaces_and_accents,
-    ]
+on_every_server!(
+    sixty_four_mib_from_three_peers,
+    a_peer_killed_mid_way_is_replaced,
+    a_killed_download_resumes_after_a_restart,
+    names_with_spaces_and_accents,
 );

@@ -570,9 +570,9 @@ impl Client {
             let text = String::from_utf8_lossy(&header);
             let text = text.strip_suffix('\r').unwrap_or(&text);
             let want = match (ask, PeerReply::parse(text)) {
-                (Ask::Piece(i), Ok(PeerReply::Data { start, len })) => {
+                (Ask::Piece(i), Ok(PeerReply::Data { hash, start, len })) => {
                     let (s0, e0) = piece_span(i, s.size);
-                    if (start, len) != (s0, e0 - s0) {
+                    if (hash, start, len) != (s.hash, s0, e0 - s0) {
                         return Step::Drop("sent a range it was not asked for".into());
                     }
                     len as usize

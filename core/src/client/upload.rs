@@ -144,7 +144,7 @@ impl Client {
         if end.is_none_or(|end| end > pieces.size()) {
             return refuse(out, PeerError::BadRange, "past the end of the file");
         }
-        PeerReply::Data { start, len }.encode(out);
+        PeerReply::Data { hash, start, len }.encode(out);
         if len == 0 {
             return;
         }

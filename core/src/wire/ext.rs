@@ -254,8 +254,12 @@ impl PeerError {
 /// `DATA` (`len` of them) and `PIECES` (`count` times 32).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerReply<'a> {
-    /// `DATA <start> <len>`.
-    Data { start: u64, len: u64 },
+    /// `DATA <hash> <start> <len>`: the bytes of the file with that hash.
+    Data {
+        hash: ContentHash,
+        start: u64,
+        len: u64,
+    },
     /// `PIECES <size> <count>`.
     Pieces { size: u64, count: u64 },
     /// `ERROR <code> <message>`.
@@ -299,6 +303,7 @@ impl<'a> PeerReply<'a> {
         let mut f = fields(line);
         let msg = match f.next() {
             Some("DATA") => Self::Data {
+                hash: hash_field(f.next())?,
                 start: size_field(f.next())?,
                 len: size_field(f.next())?,
             },
@@ -322,7 +327,7 @@ impl<'a> PeerReply<'a> {
     pub fn encode(&self, out: &mut Vec<u8>) {
         // Writing to a Vec cannot fail.
         let _ = match self {
-            Self::Data { start, len } => writeln!(out, "DATA {start} {len}"),
+            Self::Data { hash, start, len } => writeln!(out, "DATA {hash} {start} {len}"),
             Self::Pieces { size, count } => writeln!(out, "PIECES {size} {count}"),
             Self::Error { code, message } => {
                 writeln!(out, "ERROR {} {}", code.word(), escape(message))

@@ -571,6 +571,7 @@ fn run_server(data: &[u8]) -> Harness {
     let mut h = Harness::new(ServerConfig {
         max_line,
         max_results,
+        ..ServerConfig::default()
     });
     let mut steps = 0;
     while !u.is_empty() && steps < 512 {
@@ -833,12 +834,16 @@ impl Harness {
                             assert!(!p.joined && p.rx.is_empty(), "refused after a reply");
                         }
                         LeaveReason::Closed => assert!(p.closed, "Left(Closed) while open"),
+                        // The harness never calls `handle_timeout`.
+                        LeaveReason::JoinTimeout | LeaveReason::Silent => {
+                            panic!("{conn:?} timed out without a timeout")
+                        }
                     }
                     if reason != LeaveReason::Closed {
                         assert!(p.close_asked, "{conn:?} left without a close");
                     }
                 }
-                ServerEvent::BadLine { conn, .. } => {
+                ServerEvent::BadLine { conn, .. } | ServerEvent::Refused { conn, .. } => {
                     let k = self.slot(conn);
                     assert!(self.peers[k].joined, "a BadLine event before JOIN");
                 }
@@ -867,7 +872,7 @@ impl Harness {
                 assert!(
                     matches!(
                         reply,
-                        Line::Classic(Reply::ConfirmJoin) | Line::Ext(ExtReply::ConfirmJoin)
+                        Line::Classic(Reply::ConfirmJoin) | Line::Ext(ExtReply::ConfirmJoin { .. })
                     ),
                     "the first reply must be CONFIRMJOIN, not {reply:?}"
                 );
@@ -915,7 +920,8 @@ impl Harness {
                 }
                 (None, r) => {
                     match r {
-                        Line::Classic(Reply::ConfirmJoin) | Line::Ext(ExtReply::ConfirmJoin) => {
+                        Line::Classic(Reply::ConfirmJoin)
+                        | Line::Ext(ExtReply::ConfirmJoin { .. }) => {
                             p.joined = true;
                         }
                         Line::Classic(Reply::ConfirmLeave) => p.left = true,
@@ -1127,7 +1133,9 @@ impl Model {
                     f.peer = peer;
                 }
                 if ext {
-                    out.extend_from_slice(format!("CONFIRMJOIN {EXT_TOKEN}\n").as_bytes());
+                    let idle = ServerConfig::default().idle_timeout.map(|d| d.as_secs());
+                    let idle = idle.map(|s| format!(" {s}")).unwrap_or_default();
+                    out.extend_from_slice(format!("CONFIRMJOIN {EXT_TOKEN}{idle}\n").as_bytes());
                 } else {
                     out.extend_from_slice(b"CONFIRMJOIN\n");
                 }
@@ -1198,6 +1206,7 @@ impl Model {
                     }
                     ExtReply::EndFind { count }.encode(&mut out);
                 }
+                ExtRequest::Ping => ExtReply::Pong.encode(&mut out),
             },
             (ModelState::Closing | ModelState::Closed, _) => {}
         }

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::index::{Index, OwnerId};
 use crate::wire::{
@@ -18,13 +18,23 @@ use crate::wire::{
 };
 use crate::{ConnId, Transmit};
 
-/// Limits of the index server.
+/// Limits of the index server. Each one, when exceeded, affects only the connection that
+/// exceeded it.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Longest accepted request line, terminator included.
     pub max_line: usize,
     /// Most `FILE` lines one search returns.
     pub max_results: usize,
+    /// Most files one connection may share; more are refused.
+    pub max_files: usize,
+    /// How long a new connection may take to send `JOIN` before it is closed.
+    pub join_timeout: Duration,
+    /// How long a connection that agreed to the extension may stay silent before it is
+    /// taken for gone (its files leave the index); its client pings well within this.
+    /// Classic clients are never timed out: they have no way to show they are alive.
+    /// `None`: nobody is.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +42,9 @@ impl Default for ServerConfig {
         Self {
             max_line: MAX_LINE,
             max_results: 1000,
+            max_files: 10_000,
+            join_timeout: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -54,6 +67,11 @@ pub enum ServerEvent {
         conn: ConnId,
         error: ParseError,
     },
+    /// A request was refused because it would pass a limit.
+    Refused {
+        conn: ConnId,
+        limit: &'static str,
+    },
 }
 
 /// Why a connection ended.
@@ -65,6 +83,11 @@ pub enum LeaveReason {
     Closed,
     /// The first line was not `JOIN` (the seed closes in that case too).
     NoJoin,
+    /// No `JOIN` within the join timeout.
+    JoinTimeout,
+    /// An extension client stayed silent past the idle timeout (no `PING` either): it
+    /// vanished without closing.
+    Silent,
 }
 
 /// The driver gave an id the server does not know (never accepted, or already closed).
@@ -93,6 +116,39 @@ struct Conn {
     tx: Vec<u8>,
     /// When an unterminated line in `rx` is taken as whole (see [`QUIET`]).
     partial_due: Option<Instant>,
+    /// When the connection is closed for silence: before `JOIN`, the join timeout; on an
+    /// extension connection, the idle timeout after its last byte.
+    silent_due: Option<Instant>,
+    /// The earlier of the two: this connection's key in [`Server`]'s timer set.
+    due: Option<Instant>,
+}
+
+impl Conn {
+    /// Restarts the silence clock after bytes arrived at `now`: an extension client may
+    /// stay silent for the idle timeout; a joined classic client is never timed out.
+    fn heard_from(&mut self, now: Instant, config: &ServerConfig) {
+        match self.state {
+            State::Joined { ext: true, .. } => {
+                self.silent_due = config.idle_timeout.map(|idle| now + idle);
+            }
+            State::Joined { ext: false, .. } => self.silent_due = None,
+            State::AwaitingJoin | State::Closing => {}
+        }
+    }
+
+    /// Files `timers` under the connection's next deadline.
+    fn reschedule(&mut self, conn: ConnId, timers: &mut BTreeSet<(Instant, ConnId)>) {
+        if let Some(old) = self.due.take() {
+            timers.remove(&(old, conn));
+        }
+        if matches!(self.state, State::Closing) {
+            return;
+        }
+        self.due = self.partial_due.into_iter().chain(self.silent_due).min();
+        if let Some(due) = self.due {
+            timers.insert((due, conn));
+        }
+    }
 }
 
 /// How long an unterminated request may sit before it is taken as a whole line: some
@@ -110,8 +166,8 @@ pub struct Server {
     closes: VecDeque<ConnId>,
     events: VecDeque<ServerEvent>,
     next_owner: u64,
-    /// Connections holding an unterminated line, by when it is due.
-    partials: BTreeSet<(Instant, ConnId)>,
+    /// Connections with a deadline (an unterminated line, or a silence limit), by when.
+    timers: BTreeSet<(Instant, ConnId)>,
 }
 
 /// The parts of the server a request line may change, borrowed apart from the connections.
@@ -132,12 +188,12 @@ impl Server {
             closes: VecDeque::new(),
             events: VecDeque::new(),
             next_owner: 0,
-            partials: BTreeSet::new(),
+            timers: BTreeSet::new(),
         }
     }
 
     /// A client connected from `peer`; returns the id its bytes go by.
-    pub fn handle_accept(&mut self, _now: Instant, peer: SocketAddr) -> ConnId {
+    pub fn handle_accept(&mut self, now: Instant, peer: SocketAddr) -> ConnId {
         let conn = ConnId(self.next_owner);
         let owner = OwnerId(self.next_owner);
         self.next_owner += 1;
@@ -148,8 +204,11 @@ impl Server {
             rx: LineBuf::new(self.config.max_line),
             tx: Vec::new(),
             partial_due: None,
+            silent_due: Some(now + self.config.join_timeout),
+            due: None,
         };
-        self.conns.insert(conn, fresh);
+        let c = self.conns.entry(conn).or_insert(fresh);
+        c.reschedule(conn, &mut self.timers);
         conn
     }
 
@@ -167,7 +226,7 @@ impl Server {
             events,
             closes,
             ready,
-            partials,
+            timers,
             ..
         } = self;
         let c = conns.get_mut(&conn).ok_or(UnknownConn(conn))?;
@@ -193,29 +252,26 @@ impl Server {
                 break;
             }
         }
-        // An unterminated line is due after a quiet time, counted from its last byte.
-        if let Some(due) = c.partial_due.take() {
-            partials.remove(&(due, conn));
-        }
-        if !c.rx.partial().is_empty() && !matches!(c.state, State::Closing) {
-            let due = now + QUIET;
-            c.partial_due = Some(due);
-            partials.insert((due, conn));
-        }
+        // An unterminated line is due after a quiet time, counted from its last byte; an
+        // extension client's silence is counted from it too.
+        c.partial_due = (!c.rx.partial().is_empty()).then_some(now + QUIET);
+        c.heard_from(now, config);
+        c.reschedule(conn, timers);
         if !had_output && !c.tx.is_empty() {
             ready.push_back(conn);
         }
         Ok(())
     }
 
-    /// Takes the unterminated lines that have waited [`QUIET`] as whole lines. Safe to call
-    /// at any time.
+    /// Acts on the deadlines that have passed: takes unterminated lines that waited
+    /// [`QUIET`] as whole lines, and closes connections silent past their limit. Safe to
+    /// call at any time.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(due, conn)) = self.partials.first() {
+        while let Some(&(due, conn)) = self.timers.first() {
             if due > now {
                 return;
             }
-            self.partials.pop_first();
+            self.timers.pop_first();
             let Self {
                 conns,
                 index,
@@ -223,32 +279,45 @@ impl Server {
                 events,
                 closes,
                 ready,
+                timers,
                 ..
             } = self;
             let Some(c) = conns.get_mut(&conn) else {
                 continue;
             };
-            c.partial_due = None;
-            let Some(line) = c.rx.take_partial() else {
-                continue;
-            };
-            let had_output = !c.tx.is_empty();
-            let at = At {
-                ip: c.ip,
-                owner: c.owner,
-                state: &mut c.state,
-                tx: &mut c.tx,
-            };
+            c.due = None;
             let mut ctx = Ctx {
                 index,
                 config,
                 events,
                 closes,
             };
-            ctx.serve(conn, at, Ok(&line));
+            let had_output = !c.tx.is_empty();
+            if c.silent_due.is_some_and(|d| d <= now) {
+                let reason = match c.state {
+                    State::AwaitingJoin => LeaveReason::JoinTimeout,
+                    _ => LeaveReason::Silent,
+                };
+                ctx.close(conn, c.owner, &mut c.state, reason);
+                continue;
+            }
+            if c.partial_due.is_some_and(|d| d <= now) {
+                c.partial_due = None;
+                if let Some(line) = c.rx.take_partial() {
+                    let at = At {
+                        ip: c.ip,
+                        owner: c.owner,
+                        state: &mut c.state,
+                        tx: &mut c.tx,
+                    };
+                    ctx.serve(conn, at, Ok(&line));
+                    c.heard_from(now, config);
+                }
+            }
             if !had_output && !c.tx.is_empty() {
                 ready.push_back(conn);
             }
+            c.reschedule(conn, timers);
         }
     }
 
@@ -258,8 +327,8 @@ impl Server {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
-        if let Some(due) = c.partial_due {
-            self.partials.remove(&(due, conn));
+        if let Some(due) = c.due {
+            self.timers.remove(&(due, conn));
         }
         if !matches!(c.state, State::Closing) {
             let files = self.index.remove_owner(c.owner);
@@ -297,11 +366,11 @@ impl Server {
         self.events.pop_front()
     }
 
-    /// When to call [`Server::handle_timeout`] next: when the oldest unterminated line is
-    /// due.
+    /// When to call [`Server::handle_timeout`] next: the earliest deadline of any
+    /// connection.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.partials.first().map(|(due, _)| *due)
+        self.timers.first().map(|(due, _)| *due)
     }
 
     pub fn index(&self) -> &Index {
@@ -329,19 +398,26 @@ impl Ctx<'_> {
             Outcome::Ok => {}
             Outcome::Joined(peer) => self.events.push_back(ServerEvent::Joined { conn, peer }),
             Outcome::Bad(error) => self.events.push_back(ServerEvent::BadLine { conn, error }),
+            Outcome::Refused(limit) => self.events.push_back(ServerEvent::Refused { conn, limit }),
             Outcome::Close(reason) => {
-                let files = self.index.remove_owner(at.owner);
-                *at.state = State::Closing;
-                self.closes.push_back(conn);
-                self.events.push_back(ServerEvent::Left {
-                    conn,
-                    files,
-                    reason,
-                });
+                self.close(conn, at.owner, at.state, reason);
                 return false;
             }
         }
         true
+    }
+
+    /// Ends a connection on the server's side: its files leave at once, and the driver
+    /// closes it after the bytes already queued.
+    fn close(&mut self, conn: ConnId, owner: OwnerId, state: &mut State, reason: LeaveReason) {
+        let files = self.index.remove_owner(owner);
+        *state = State::Closing;
+        self.closes.push_back(conn);
+        self.events.push_back(ServerEvent::Left {
+            conn,
+            files,
+            reason,
+        });
     }
 }
 
@@ -358,7 +434,7 @@ impl Server {
                 let (addr, ext) = split_join(addr);
                 let peer = PeerAddr::from_join(c.ip, addr);
                 *c.state = State::Joined { peer, ext };
-                confirm_join(ext, c.tx);
+                confirm_join(ext, config, c.tx);
                 Outcome::Joined(peer)
             }
             (State::AwaitingJoin, _) => Outcome::Close(LeaveReason::NoJoin),
@@ -375,8 +451,18 @@ impl Server {
                 let peer = PeerAddr::from_join(c.ip, addr);
                 index.set_peer(c.owner, peer);
                 *c.state = State::Joined { peer, ext };
-                confirm_join(ext, c.tx);
+                confirm_join(ext, config, c.tx);
                 Outcome::Joined(peer)
+            }
+            (
+                State::Joined { ext, .. },
+                Ok(Classic(Request::CreateFile { .. }) | Ext(ExtRequest::AddFile { .. })),
+            ) if index.owner_len(c.owner) >= config.max_files => {
+                if *ext {
+                    let message = format!("too many files (at most {})", config.max_files).into();
+                    ExtReply::Error { message }.encode(c.tx);
+                }
+                Outcome::Refused("files per client")
             }
             (State::Joined { peer, .. }, Ok(Classic(Request::CreateFile { name, size }))) => {
                 index.register(c.owner, *peer, name, size, None);
@@ -418,6 +504,10 @@ impl Server {
             (State::Joined { peer, .. }, Ok(Ext(ExtRequest::AddFile { name, size, hash }))) => {
                 index.register(c.owner, *peer, &name, size, Some(hash));
                 ExtReply::ConfirmAddFile { name }.encode(c.tx);
+                Outcome::Ok
+            }
+            (State::Joined { .. }, Ok(Ext(ExtRequest::Ping))) => {
+                ExtReply::Pong.encode(c.tx);
                 Outcome::Ok
             }
             (State::Joined { .. }, Ok(Ext(ExtRequest::DelFile { name }))) => {
@@ -463,9 +553,10 @@ fn parse_line(text: &str, ext: bool) -> Result<Parsed<'_>, ParseError> {
     }
 }
 
-fn confirm_join(ext: bool, tx: &mut Vec<u8>) {
+fn confirm_join(ext: bool, config: &ServerConfig, tx: &mut Vec<u8>) {
     if ext {
-        ExtReply::ConfirmJoin.encode(tx);
+        let idle = config.idle_timeout.map(|d| d.as_secs().max(1));
+        ExtReply::ConfirmJoin { idle }.encode(tx);
     } else {
         Reply::ConfirmJoin.encode(tx);
     }
@@ -483,6 +574,8 @@ enum Outcome {
     Ok,
     Joined(PeerAddr),
     Bad(ParseError),
+    /// Refused by the named limit.
+    Refused(&'static str),
     Close(LeaveReason),
 }
 
@@ -548,6 +641,93 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_that_never_joins_is_closed_after_the_join_timeout() {
+        let mut f = Fixture::new();
+        let c = f.connect(1);
+        let due = f.server.poll_timeout().expect("the join deadline");
+        assert_eq!(due, f.now + ServerConfig::default().join_timeout);
+        f.server.handle_timeout(due);
+        assert_eq!(f.server.poll_close(), Some(c));
+        let left = std::iter::from_fn(|| f.server.poll_event()).any(|e| {
+            matches!(
+                e,
+                ServerEvent::Left {
+                    reason: LeaveReason::JoinTimeout,
+                    ..
+                }
+            )
+        });
+        assert!(left);
+        // A classic client that joined is never timed out.
+        let d = f.connect(2);
+        assert_eq!(f.say(d, "JOIN x\n"), "CONFIRMJOIN\n");
+        assert_eq!(f.server.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_silent_extension_client_is_taken_for_gone_and_a_pinging_one_is_not() {
+        let mut f = Fixture::new();
+        let idle = ServerConfig::default().idle_timeout.unwrap();
+        let quiet = f.connect(1);
+        let alive = f.connect(2);
+        let hash = ContentHash([3; 32]);
+        assert_eq!(
+            f.say(
+                quiet,
+                &format!("JOIN x NAPSHARE/1\nADDFILE gone.txt 1 {hash}\n")
+            ),
+            format!(
+                "CONFIRMJOIN NAPSHARE/1 {}\nCONFIRMADDFILE gone.txt\n",
+                idle.as_secs()
+            )
+        );
+        f.say(
+            alive,
+            &format!("JOIN y NAPSHARE/1\nADDFILE here.txt 1 {hash}\n"),
+        );
+        // Half-way, the live client pings; the quiet one says nothing.
+        f.now += idle / 2;
+        assert_eq!(f.say(alive, "PING\n"), "PONG\n");
+        f.now += idle / 2;
+        f.server.handle_timeout(f.now);
+        assert_eq!(f.server.poll_close(), Some(quiet));
+        assert_eq!(f.server.poll_close(), None);
+        let mut names = Vec::new();
+        f.server.index().search("", 10, |h| {
+            names.push(h.name.to_owned());
+            true
+        });
+        assert_eq!(names, ["here.txt"]);
+    }
+
+    #[test]
+    fn files_beyond_the_limit_are_refused_and_the_session_goes_on() {
+        let mut f = Fixture::new();
+        let config = ServerConfig {
+            max_files: 2,
+            ..ServerConfig::default()
+        };
+        f.server = Server::new(f.now, config);
+        let c = f.connect(1);
+        f.say(c, "JOIN x\nCREATEFILE a 1\nCREATEFILE b 1\n");
+        assert_eq!(f.say(c, "CREATEFILE c 1\n"), "", "classic: no reply");
+        assert_eq!(
+            f.say(c, "SEARCH \n"),
+            "FILE a 10.0.0.1 1\nFILE b 10.0.0.1 1\nENDSEARCH\n"
+        );
+        let e = f.connect(2);
+        let hash = ContentHash([1; 32]);
+        f.say(
+            e,
+            &format!("JOIN y NAPSHARE/1\nADDFILE a 1 {hash}\nADDFILE b 1 {hash}\n"),
+        );
+        assert_eq!(
+            f.say(e, &format!("ADDFILE c 1 {hash}\n")),
+            "ERROR too%20many%20files%20(at%20most%202)\n"
+        );
+    }
+
+    #[test]
     fn the_extension_is_granted_only_when_asked() {
         let mut f = Fixture::new();
         let classic = f.connect(1);
@@ -555,7 +735,7 @@ mod tests {
         assert_eq!(f.say(classic, "JOIN 10.0.0.1\n"), "CONFIRMJOIN\n");
         assert_eq!(
             f.say(modern, "JOIN 10.0.0.1:4000 NAPSHARE/1\n"),
-            "CONFIRMJOIN NAPSHARE/1\n"
+            "CONFIRMJOIN NAPSHARE/1 60\n"
         );
         // A classic client that says extension words is not answered at all.
         let hash = ContentHash([1; 32]);

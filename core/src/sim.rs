@@ -96,7 +96,11 @@ impl Default for SimConfig {
         Self {
             seed: 0,
             max_chunk: 4096,
-            server: ServerConfig::default(),
+            // No heartbeat by default: a network that pings forever is never idle.
+            server: ServerConfig {
+                idle_timeout: None,
+                ..ServerConfig::default()
+            },
         }
     }
 }
@@ -457,16 +461,7 @@ impl Sim {
     /// picked at random; when nothing is in flight, moves the clock to the earliest
     /// deadline and fires the timers due. Returns false when there was nothing at all.
     pub fn step(&mut self) -> bool {
-        let work = self.pending_work();
-        if !work.is_empty() {
-            let pick = work[self.rng.below(work.len())];
-            match pick {
-                Work::Dial(k) => {
-                    let dial = self.dials.remove(k).expect("picked from the pending dials");
-                    self.dial(dial);
-                }
-                Work::Deliver { id, side } => self.deliver(id, side),
-            }
+        if self.deliver_one() {
             return true;
         }
         let Some(deadline) = self.next_deadline() else {
@@ -481,6 +476,29 @@ impl Sim {
     ///
     /// # Panics
     /// After [`MAX_STEPS`] steps: something keeps the network busy forever.
+    /// Delivers everything in flight, and what that sends in turn, without moving the
+    /// clock: for networks whose timers never stop (heartbeats), where
+    /// [`Sim::run_until_idle`] would run forever.
+    pub fn settle(&mut self) {
+        while self.deliver_one() {}
+    }
+
+    /// Carries out one pending dial or delivery, picked at random; `false` when none.
+    fn deliver_one(&mut self) -> bool {
+        let work = self.pending_work();
+        if work.is_empty() {
+            return false;
+        }
+        match work[self.rng.below(work.len())] {
+            Work::Dial(k) => {
+                let dial = self.dials.remove(k).expect("picked from the pending dials");
+                self.dial(dial);
+            }
+            Work::Deliver { id, side } => self.deliver(id, side),
+        }
+        true
+    }
+
     pub fn run_until_idle(&mut self) {
         if let Err(e) = self.run_bounded(MAX_STEPS) {
             panic!("{e}: a livelock?");
@@ -1040,7 +1058,7 @@ impl Sim {
     fn fire_timeouts(&mut self) {
         let now = self.now;
         if self.server.poll_timeout().is_some_and(|t| t <= now) {
-            // The server has no timers today; when it gets some they are driven here.
+            self.server.handle_timeout(now);
             self.drain_server();
         }
         for i in 0..self.nodes.len() {

@@ -296,9 +296,12 @@ struct Output {
 
 impl Harness {
     fn new() -> Self {
+        // The model has no clock: no timeouts (the harness never calls handle_timeout).
         let config = ServerConfig {
             max_line: LIMIT,
             max_results: MAX_RESULTS,
+            idle_timeout: None,
+            ..ServerConfig::default()
         };
         let now = Instant::now();
         Self {
@@ -329,6 +332,7 @@ impl Harness {
                     reason,
                 } => Event::Left(conn, files, reason),
                 ServerEvent::BadLine { conn, .. } => Event::Bad(conn),
+                ServerEvent::Refused { conn, limit } => panic!("{conn:?} hit the {limit} limit"),
             };
             self.actual_events.push(e);
         }

@@ -172,6 +172,8 @@ impl Client {
                 leaving: false,
                 join_text: String::new(),
                 ext: false,
+                heartbeat: None,
+                last_sent: None,
             },
             roles: BTreeMap::from([(server_conn, Role::Server)]),
             shared: BTreeMap::new(),
@@ -355,6 +357,9 @@ impl Client {
             return;
         }
         self.upload_timeouts(now);
+        if self.heartbeat_due().is_some_and(|due| due <= now) {
+            self.session.queue.push_back(Pending::Ping);
+        }
         let s = &mut self.session;
         if let Some(last) = s.last_rx {
             if now >= last + QUIET && !s.rx.partial().is_empty() {
@@ -476,6 +481,7 @@ impl Client {
             .into_iter()
             .chain(reply)
             .chain(self.upload_deadline())
+            .chain(self.heartbeat_due())
             .min()
     }
 

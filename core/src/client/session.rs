@@ -27,6 +27,8 @@ pub(super) enum Pending {
         lookup: Option<DownloadId>,
     },
     Leave,
+    /// A heartbeat: the server drops an extension connection that stays silent.
+    Ping,
 }
 
 #[derive(Debug)]
@@ -59,6 +61,10 @@ pub(super) struct Session {
     pub(super) join_text: String,
     /// The server granted the napshare extension.
     pub(super) ext: bool,
+    /// How often to ping when idle: a third of the silence the server allows.
+    pub(super) heartbeat: Option<std::time::Duration>,
+    /// When the last request went out.
+    pub(super) last_sent: Option<Instant>,
 }
 
 impl Client {
@@ -133,7 +139,9 @@ impl Client {
                 Request::Search { pattern }.encode(out_ref);
             }
             (Pending::Leave, _) => Request::Leave.encode(out_ref),
+            (Pending::Ping, _) => ExtRequest::Ping.encode(out_ref),
         }
+        s.last_sent = Some(now);
         s.in_flight = Some(InFlight { what, since: now });
         let conn = s.conn;
         self.send(conn, out);
@@ -193,8 +201,9 @@ impl Client {
             return;
         };
         match (&mut f.what, reply) {
-            (Pending::Join, ExtReply::ConfirmJoin) => {
+            (Pending::Join, ExtReply::ConfirmJoin { idle }) => {
                 self.session.ext = true;
+                self.session.heartbeat = idle.map(|s| std::time::Duration::from_secs(s) / 3);
                 self.session.in_flight = None;
                 self.events.push_back(ClientEvent::Joined {
                     server: self.config.server,
@@ -225,6 +234,7 @@ impl Client {
                 f.since = now;
             }
             (Pending::Search { .. }, ExtReply::EndFind { .. }) => self.complete_search(),
+            (Pending::Ping, ExtReply::Pong) => self.session.in_flight = None,
             (_, ExtReply::Error { message }) => {
                 // The server refused what we asked; say so and go on with the next request.
                 self.session.in_flight = None;
@@ -252,6 +262,16 @@ impl Client {
         {
             self.events.push_back(ClientEvent::Unshared { name });
         }
+    }
+
+    /// When the session should ping next, if it speaks the extension and is idle.
+    pub(super) fn heartbeat_due(&self) -> Option<Instant> {
+        let s = &self.session;
+        let idle = s.in_flight.is_none() && s.queue.is_empty() && s.link == Link::Up;
+        s.heartbeat
+            .zip(s.last_sent)
+            .filter(|_| idle)
+            .map(|(every, last)| last + every)
     }
 
     pub(super) fn complete_search(&mut self) {

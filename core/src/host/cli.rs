@@ -36,6 +36,20 @@ pub struct ServerArgs {
     /// Most results one search returns.
     #[arg(long, default_value_t = 1000)]
     pub max_results: usize,
+    /// Most files one client may share; more are refused.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_files: usize,
+    /// Longest request line in bytes, line end included; a longer line is dropped.
+    #[arg(long, default_value_t = crate::wire::MAX_LINE)]
+    pub max_line: usize,
+    /// Seconds a new connection may take to send JOIN before it is closed.
+    #[arg(long, default_value_t = 10)]
+    pub join_timeout: u64,
+    /// Seconds a napshare client may stay silent (it pings every third of this) before it
+    /// is taken for gone and its files leave the index; 0 never. Classic clients, which
+    /// cannot ping, are never timed out.
+    #[arg(long, default_value_t = 60)]
+    pub idle_timeout: u64,
 }
 
 #[derive(Debug, Clone, Args, PartialEq, Eq)]
@@ -69,6 +83,10 @@ impl ServerArgs {
         Self {
             listen,
             max_results: 1000,
+            max_files: 10_000,
+            max_line: crate::wire::MAX_LINE,
+            join_timeout: 10,
+            idle_timeout: 60,
         }
     }
 }

@@ -64,9 +64,14 @@ fn server<R: Runtime>(args: &ServerArgs) -> Result<ExitCode, String> {
         R::bind(args.listen).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = R::local_addr(&listener).map_err(|e| e.to_string())?;
     println!("napshare server listening on {addr}");
+    let secs = std::time::Duration::from_secs;
     let config = ServerConfig {
         max_results: args.max_results,
-        ..ServerConfig::default()
+        max_files: args.max_files,
+        // Room for at least a short request and its line end.
+        max_line: args.max_line.max(16),
+        join_timeout: secs(args.join_timeout),
+        idle_timeout: (args.idle_timeout > 0).then(|| secs(args.idle_timeout)),
     };
     R::run_server(listener, config).map_err(|e| format!("server stopped: {e}"))?;
     Ok(ExitCode::SUCCESS)

@@ -40,13 +40,21 @@ pub enum ExtRequest<'a> {
     DelFile { name: Cow<'a, str> },
     /// `FIND <pattern>`: like `SEARCH`, answered with `FOUND` lines and `ENDFIND`.
     Find { pattern: Cow<'a, str> },
+    /// `PING`: I am still here (answered with `PONG`).
+    Ping,
 }
 
 /// Extension replies from the index server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExtReply<'a> {
-    /// `CONFIRMJOIN NAPSHARE/1`: the extension is on for this connection.
-    ConfirmJoin,
+    /// `CONFIRMJOIN NAPSHARE/1 [idle]`: the extension is on for this connection; with
+    /// `idle`, the server drops the connection after that many seconds without a byte
+    /// from it, so the client sends `PING` when it has nothing else to say.
+    ConfirmJoin {
+        idle: Option<u64>,
+    },
+    /// `PONG`: the answer to `PING`.
+    Pong,
     ConfirmAddFile {
         name: Cow<'a, str>,
     },
@@ -121,6 +129,7 @@ impl<'a> ExtRequest<'a> {
             Some("FIND") => Self::Find {
                 pattern: unescape(f.next().unwrap_or(""))?,
             },
+            Some("PING") => Self::Ping,
             _ => return Err(ParseError::UnknownCommand),
         };
         end(f)?;
@@ -136,6 +145,7 @@ impl<'a> ExtRequest<'a> {
             }
             Self::DelFile { name } => writeln!(out, "DELFILE {}", escape(name)),
             Self::Find { pattern } => writeln!(out, "FIND {}", escape(pattern)),
+            Self::Ping => writeln!(out, "PING"),
         };
     }
 }
@@ -146,9 +156,12 @@ impl<'a> ExtReply<'a> {
         let mut f = fields(line);
         let msg = match f.next() {
             Some("CONFIRMJOIN") => match f.next() {
-                Some(EXT_TOKEN) => Self::ConfirmJoin,
+                Some(EXT_TOKEN) => Self::ConfirmJoin {
+                    idle: f.next().map(parse_size).transpose()?,
+                },
                 _ => return Err(ParseError::UnknownCommand),
             },
+            Some("PONG") => Self::Pong,
             Some("CONFIRMADDFILE") => Self::ConfirmAddFile {
                 name: name_field(f.next())?,
             },
@@ -183,7 +196,9 @@ impl<'a> ExtReply<'a> {
     pub fn encode(&self, out: &mut Vec<u8>) {
         // Writing to a Vec cannot fail.
         let _ = match self {
-            Self::ConfirmJoin => writeln!(out, "CONFIRMJOIN {EXT_TOKEN}"),
+            Self::ConfirmJoin { idle: None } => writeln!(out, "CONFIRMJOIN {EXT_TOKEN}"),
+            Self::ConfirmJoin { idle: Some(s) } => writeln!(out, "CONFIRMJOIN {EXT_TOKEN} {s}"),
+            Self::Pong => writeln!(out, "PONG"),
             Self::ConfirmAddFile { name } => writeln!(out, "CONFIRMADDFILE {}", escape(name)),
             Self::ConfirmDelFile { name } => writeln!(out, "CONFIRMDELFILE {}", escape(name)),
             Self::Found {
@@ -397,7 +412,7 @@ mod tests {
         assert!(ExtReply::parse("FOUND a b 10.0.0.1 12 -").is_err());
         assert_eq!(
             ExtReply::parse("CONFIRMJOIN NAPSHARE/1"),
-            Ok(ExtReply::ConfirmJoin)
+            Ok(ExtReply::ConfirmJoin { idle: None })
         );
     }
 

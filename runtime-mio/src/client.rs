@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use mio::{Events, Interest, Poll, Token, Waker};
 use napshare_core::client::{Client, ClientConfig, Command, SharedFile};
-use napshare_core::host::{drain, spawn_stdin_reader, ClientIo, Disk, Ui, Upload};
+use napshare_core::host::{drain, on_stop_signal, spawn_stdin_reader, ClientIo, Disk, Ui, Upload};
 use napshare_core::{ConnId, Transmit};
 
 use crate::conn::{Conn, ReadEnd};
@@ -41,6 +41,13 @@ pub fn run(
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let _keep_waker = Arc::clone(&waker);
     let (lines_tx, lines) = mpsc::channel();
+    // A stop signal is the end of input: the client leaves the network, then exits.
+    let (stop_tx, stop_waker) = (lines_tx.clone(), Arc::clone(&waker));
+    on_stop_signal(move || {
+        if stop_tx.send(None).is_ok() {
+            let _ = stop_waker.wake();
+        }
+    })?;
     spawn_stdin_reader(move |line| {
         // The loop may be gone already when input ends; nothing to do then.
         if lines_tx.send(line).is_ok() {

@@ -6,7 +6,7 @@ use std::io;
 use std::time::Instant;
 
 use napshare_core::client::{Client, ClientConfig, Command, SharedFile};
-use napshare_core::host::{drain, spawn_stdin_reader, ClientIo, Disk, Ui, Upload};
+use napshare_core::host::{drain, on_stop_signal, spawn_stdin_reader, ClientIo, Disk, Ui, Upload};
 use napshare_core::{ConnId, Transmit};
 use smol::channel::{self, Sender};
 use smol::net::{TcpListener, TcpStream};
@@ -42,6 +42,11 @@ async fn client(
     let listener = TcpListener::from(listener);
     let (inputs_tx, inputs) = channel::bounded(1024);
     ex.spawn(accept(listener, inputs_tx.clone())).detach();
+    // A stop signal is the end of input: the client leaves the network, then exits.
+    let stop_tx = inputs_tx.clone();
+    on_stop_signal(move || {
+        let _ = stop_tx.send_blocking(Input::Line(None));
+    })?;
     let stdin_tx = inputs_tx.clone();
     spawn_stdin_reader(move |line| {
         // The loop may be gone already when input ends; nothing to do then.

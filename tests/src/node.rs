@@ -399,6 +399,17 @@ impl ServerProc {
     }
 
     /// Where clients connect.
+    /// Waits for the process to end by itself; fails the test after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        match wait_timeout(&mut self.child, timeout) {
+            Ok(Some(status)) => status,
+            Ok(None) => self.out.fail(&format!(
+                "still running {timeout:?} after it was expected to exit"
+            )),
+            Err(e) => self.out.fail(&format!("cannot wait for it: {e}")),
+        }
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -407,6 +418,16 @@ impl ServerProc {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends the process a signal by name (`TERM`, `INT`, `STOP`, `CONT`, ...).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
     }
 }
 
@@ -627,6 +648,16 @@ impl ClientProc {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends the process a signal by name (`TERM`, `INT`, `STOP`, `CONT`, ...).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
     }
 }
 

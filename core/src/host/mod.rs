@@ -17,5 +17,5 @@ mod ui;
 pub use disk::{hash_file, resolve_server, scan_shared, Disk, Upload};
 pub use drain::{drain, ClientIo};
 pub use run::{main, Runtime};
-pub use stdin::spawn_stdin_reader;
+pub use stdin::{on_stop_signal, spawn_stdin_reader};
 pub use ui::Ui;

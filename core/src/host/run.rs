@@ -9,7 +9,7 @@ use crate::client::{ClientConfig, SharedFile};
 use crate::server::ServerConfig;
 
 use super::cli::{ask_mode, Cli, ClientArgs, Mode, ServerArgs};
-use super::{resolve_server, scan_shared};
+use super::{on_stop_signal, resolve_server, scan_shared};
 use crate::wire::CLASSIC_PEER_PORT;
 
 /// An event loop that can drive the core's state machines.
@@ -63,6 +63,13 @@ fn server<R: Runtime>(args: &ServerArgs) -> Result<ExitCode, String> {
     let listener =
         R::bind(args.listen).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = R::local_addr(&listener).map_err(|e| e.to_string())?;
+    // Watched before the address is printed, so whoever waits for that line can stop us.
+    on_stop_signal(|| {
+        // The index lives in memory only: nothing to save, every socket closes with us.
+        println!("napshare server stopping");
+        std::process::exit(0);
+    })
+    .map_err(|e| format!("cannot watch for stop signals: {e}"))?;
     println!("napshare server listening on {addr}");
     let secs = std::time::Duration::from_secs;
     let config = ServerConfig {

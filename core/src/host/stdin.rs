@@ -1,5 +1,5 @@
 //! Standard input, read on its own thread: it blocks, and neither runtime can poll it
-//! portably (a pipe, a file or a terminal).
+//! portably (a pipe, a file or a terminal). Stop signals are watched on another.
 
 use std::io::BufRead;
 
@@ -17,4 +17,23 @@ pub fn spawn_stdin_reader(mut each: impl FnMut(Option<String>) + Send + 'static)
         }
         each(None);
     });
+}
+
+/// Calls `stop` on the first SIGINT (Ctrl-C) or SIGTERM, from a thread of its own, so the
+/// process can end cleanly (a client leaves the network first); a second signal ends the
+/// process at once, for when the clean way hangs.
+#[allow(clippy::disallowed_methods)] // the signal thread, see the module docs
+pub fn on_stop_signal(stop: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::spawn(move || {
+        let mut stop = Some(stop);
+        for signal in signals.forever() {
+            match stop.take() {
+                Some(stop) => stop(),
+                None => std::process::exit(128 + signal),
+            }
+        }
+    });
+    Ok(())
 }

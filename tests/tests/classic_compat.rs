@@ -458,6 +458,26 @@ fn get_refusals(rt: Runtime) {
     assert_eq!(get(peer, "GET data.bin 0\n"), b"0123456789");
 }
 
+/// A file that was shared and then replaced by a symlink to a file outside the shared
+/// folder is not served: not by name (`GET`), not by a later download.
+fn a_shared_file_replaced_by_a_symlink_is_not_served(rt: Runtime) {
+    let server = ServerProc::start(rt);
+    let a = ClientProc::joined(rt, server.addr(), &[("data.bin", b"0123456789")]);
+    let outside = tempfile::tempdir().unwrap();
+    let canary = outside.path().join("canary.txt");
+    fs::write(&canary, b"CANARY secret outside the shared folder").unwrap();
+    let shared = a.shared_dir().join("data.bin");
+    fs::remove_file(&shared).unwrap();
+    std::os::unix::fs::symlink(&canary, &shared).unwrap();
+    for request in ["GET data.bin 0\n", "GET data.bin 0-5\n"] {
+        let got = get(a.peer_addr(), request);
+        assert!(got.is_empty(), "{request:?} got {}", show(&got));
+    }
+    let mut b = ClientProc::joined(rt.other(), server.addr(), &[]);
+    b.download(&a.peer_addr().to_string(), "data.bin").unwrap_err();
+    assert!(!b.downloads_dir().join("data.bin").exists());
+}
+
 /// A classic downloader that shuts down its sending side after `GET` (as `nc -N` does)
 /// still gets the whole file, and a blank line before the `GET` changes nothing.
 fn get_from_a_half_closed_peer(rt: Runtime) {
@@ -655,6 +675,7 @@ on_every_runtime!(
     get_range_forms,
     get_refusals,
     get_from_a_half_closed_peer,
+    a_shared_file_replaced_by_a_symlink_is_not_served,
     server_answers_a_request_without_line_ending,
     file_server_answers_a_get_without_line_ending,
     classic_server_seed,

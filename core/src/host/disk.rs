@@ -41,13 +41,7 @@ pub fn scan_shared(dir: &Path) -> io::Result<(Vec<SharedFile>, Vec<PathBuf>)> {
 
 /// Hashes the regular file at `path` (not following a symlink).
 pub fn hash_file(path: &Path) -> io::Result<PieceHashes> {
-    if !fs::symlink_metadata(path)?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file in the shared folder",
-        ));
-    }
-    let mut file = File::open(path)?;
+    let mut file = open_regular(path)?;
     let size = file.metadata()?.len();
     let mut hasher = FileHasher::new(size);
     let mut buf = vec![0; PIECE as usize];
@@ -61,6 +55,24 @@ pub fn hash_file(path: &Path) -> io::Result<PieceHashes> {
     hasher
         .finish()
         .ok_or_else(|| io::Error::other("the file changed while it was hashed"))
+}
+
+/// Opens a regular file for reading, refusing a symlink at the last step of the path (even
+/// one swapped in since the file was shared: `O_NOFOLLOW`) and anything that is not a
+/// regular file, so nothing outside the shared folder can be read through it.
+fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file in the shared folder",
+        ));
+    }
+    Ok(file)
 }
 
 /// Resolves `HOST[:PORT]` (port 1234 when absent), preferring an IPv4 address.
@@ -105,13 +117,7 @@ impl Upload {
     /// close with no bytes, the classic error signal); with `exact` a range the file does
     /// not wholly hold is an error.
     pub fn open(path: &Path, range: ByteRange, exact: bool) -> io::Result<Self> {
-        if !fs::symlink_metadata(path)?.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file",
-            ));
-        }
-        let file = File::open(path)?;
+        let file = open_regular(path)?;
         let len = file.metadata()?.len();
         let whole = range.end.is_none_or(|end| end < len) && range.start <= len;
         if exact && !whole {

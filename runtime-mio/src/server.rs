@@ -5,6 +5,7 @@ use std::io;
 use std::time::Instant;
 
 use mio::{Events, Interest, Poll, Token};
+use napshare_core::host::log_server_event;
 use napshare_core::server::{Server, ServerConfig};
 use napshare_core::ConnId;
 
@@ -104,7 +105,9 @@ fn drain(server: &mut Server, conns: &mut HashMap<ConnId, Conn>, poll: &Poll, no
             settle(server, conns, poll, id, now);
         }
     }
-    while let Some(_event) = server.poll_event() {}
+    while let Some(event) = server.poll_event() {
+        log_server_event(&event);
+    }
 }
 
 /// Writes what it can of one connection, closes it when it is done or broken, and keeps its

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::io;
 use std::time::{Duration, Instant};
 
+use napshare_core::host::log_server_event;
 use napshare_core::server::{Server, ServerConfig};
 use napshare_core::ConnId;
 use smol::channel::{self, Sender};
@@ -64,7 +65,9 @@ async fn serve(
                 link.send(Write::Close);
             }
         }
-        while server.poll_event().is_some() {}
+        while let Some(event) = server.poll_event() {
+            log_server_event(&event);
+        }
     }
 }
 

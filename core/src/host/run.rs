@@ -9,7 +9,7 @@ use crate::client::{ClientConfig, SharedFile};
 use crate::server::ServerConfig;
 
 use super::cli::{ask_mode, Cli, ClientArgs, Mode, ServerArgs};
-use super::{on_stop_signal, resolve_server, scan_shared};
+use super::{init_logs, on_stop_signal, resolve_server, scan_shared};
 use crate::wire::CLASSIC_PEER_PORT;
 
 /// An event loop that can drive the core's state machines.
@@ -37,6 +37,7 @@ pub trait Runtime {
 
 /// The whole `napshare` command on runtime `R`; `bin` is the name it was installed under.
 pub fn main<R: Runtime>(bin: &'static str) -> ExitCode {
+    init_logs();
     let mode = match Cli::from_env(bin).mode {
         Some(mode) => mode,
         None => match ask_mode(&mut io::stdin().lock(), &mut io::stdout()) {

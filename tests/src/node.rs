@@ -384,8 +384,13 @@ pub struct ServerProc {
 impl ServerProc {
     /// Starts a server and waits until it prints the address it listens on.
     pub fn start(runtime: Runtime) -> Self {
+        Self::start_with(runtime, &["--listen", "127.0.0.1:0"])
+    }
+
+    /// Starts a server with these `napshare server` arguments.
+    pub fn start_with(runtime: Runtime, args: &[&str]) -> Self {
         let mut cmd = runtime.command();
-        cmd.args(["server", "--listen", "127.0.0.1:0"]);
+        cmd.arg("server").args(args);
         let mut child = spawn(cmd, "a server");
         let mut out = Output::capture(format!("server ({runtime})"), &mut child);
         const PREFIX: &str = "napshare server listening on ";

@@ -339,11 +339,25 @@ fn end_of_input_leaves(mix: Mix) {
 /// A client whose server goes away says so and exits with a failure status.
 fn server_lost(mix: Mix) {
     let mut server = ServerProc::start(mix.server);
-    let mut a = ClientProc::joined(mix.client(0), server.addr(), &[("alpha.txt", b"a")]);
+    let addr = server.addr();
+    let mut a = ClientProc::joined(mix.client(0), addr, &[("alpha.txt", b"a")]);
+    let mut b = ClientProc::joined(mix.client(1), addr, &[("beta.txt", b"b")]);
     server.kill();
     a.expect("lost the server");
-    let status = a.wait_exit(Duration::from_secs(30));
-    assert!(!status.success(), "{status}");
+    b.expect("lost the server");
+    // While it is gone, a search says so clearly.
+    b.send("SEARCH alpha");
+    b.expect("not connected to the server");
+    // A server killed and started again on its address gets every client's files back,
+    // with no one doing anything.
+    let _again = ServerProc::start_with(mix.server, &["--listen", &addr.to_string()]);
+    a.expect(format!("joined the network at {addr}"));
+    b.expect(format!("joined the network at {addr}"));
+    b.expect("sharing beta.txt");
+    a.expect("sharing alpha.txt");
+    let mut found: Vec<String> = b.search(".txt").into_iter().map(|h| h.name).collect();
+    found.sort();
+    assert_eq!(found, ["alpha.txt", "beta.txt"]);
 }
 
 /// A thin `#[test]` per scenario and runtime: `mod mio { fn connect() .. }`.

@@ -355,21 +355,36 @@ fn a_client_that_vanishes_loses_its_files_and_others_carry_on() {
     );
 }
 
+/// The link to the server drops: the server forgets the client's files at once; the
+/// client tries again after a backoff, joins again and shares everything again.
 #[test]
-fn a_client_whose_server_link_drops_stops_and_its_files_go() {
+fn a_client_whose_server_link_drops_reconnects_and_shares_again() {
     let mut sim = sim(14, 4096);
     let a = sim.add_client(&[("a.txt", b"a")]);
     let b = sim.add_client(&[]);
     sim.run_until_idle();
     sim.cut_server_link(a);
+    sim.settle();
+    assert_eq!(
+        sim.server().index().len(),
+        0,
+        "the files go with the connection"
+    );
     sim.run_until_idle();
     assert!(has(&sim, a, |e| matches!(
         e,
-        ClientEvent::ServerLost { .. }
+        ClientEvent::ServerLost {
+            retry_in: Some(_),
+            ..
+        }
     )));
-    assert_eq!(sim.client(a).exit_status(), Some(1));
-    assert!(sim.is_dead(a), "the process exits");
-    assert_eq!(sim.search(b, ""), []);
+    let joins = sim
+        .events(a)
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::Joined { .. }));
+    assert_eq!(joins.count(), 2);
+    assert_eq!(sim.client(a).exit_status(), None);
+    assert_eq!(names(&sim.search(b, "")), ["a.txt"]);
 }
 
 /// Replies carry no request id: once a request has gone unanswered for the reply timeout,
@@ -396,7 +411,9 @@ fn a_late_reply_is_not_taken_for_the_next_request() {
         e,
         ClientEvent::ServerLost { .. }
     )));
-    assert_eq!(sim.client(a).exit_status(), Some(1));
+    // The client joined again instead, and carries on.
+    assert_eq!(sim.client(a).exit_status(), None);
+    assert_eq!(names(&sim.search(a, "banana")), ["banana"]);
 }
 
 proptest! {

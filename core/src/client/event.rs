@@ -51,9 +51,11 @@ pub enum ClientEvent {
     /// A command could not be carried out; nothing was sent.
     Error(String),
     Help,
-    /// The session with the index server ended unexpectedly; the client stops.
+    /// The session with the index server ended unexpectedly. With `retry_in` the client
+    /// tries again after that long (and shares its files again); without, it stops.
     ServerLost {
         reason: String,
+        retry_in: Option<Duration>,
     },
     Left,
 }
@@ -122,7 +124,18 @@ impl fmt::Display for ClientEvent {
             }
             Self::Error(msg) => write!(f, "error: {msg}"),
             Self::Help => f.write_str(HELP),
-            Self::ServerLost { reason } => write!(f, "lost the server: {reason}"),
+            Self::ServerLost {
+                reason,
+                retry_in: None,
+            } => write!(f, "lost the server: {reason}"),
+            Self::ServerLost {
+                reason,
+                retry_in: Some(wait),
+            } => write!(
+                f,
+                "lost the server: {reason}; trying again in {} s",
+                wait.as_secs_f64().ceil()
+            ),
             Self::Left => f.write_str("left the network"),
         }
     }

@@ -174,6 +174,9 @@ impl Client {
                 ext: false,
                 heartbeat: None,
                 last_sent: None,
+                joined_once: false,
+                reconnect_at: None,
+                backoff: session::FIRST_BACKOFF,
             },
             roles: BTreeMap::from([(server_conn, Role::Server)]),
             shared: BTreeMap::new(),
@@ -209,9 +212,11 @@ impl Client {
         match self.roles.get(&conn) {
             Some(Role::Server) => {
                 self.session.link = Link::Up;
+                self.session.ext = false;
                 let me = PeerAddr(SocketAddr::new(local.ip(), self.config.peer_port));
-                self.session.queue.retain(|p| !matches!(p, Pending::Join));
-                self.session.queue.push_front(Pending::Join);
+                if self.session.joined_once {
+                    self.requeue_session();
+                }
                 self.session.join_text = me.to_string();
                 self.pump(now);
             }
@@ -226,17 +231,19 @@ impl Client {
     /// A [`Command::Connect`] failed.
     pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnId, reason: &str) {
         match self.roles.remove(&conn) {
-            Some(Role::Server) => self.lose_server(format!(
-                "cannot reach the server at {}: {reason}",
-                self.config.server
-            )),
+            Some(Role::Server) => {
+                let server = self.config.server;
+                self.lose_server(
+                    now,
+                    format!("cannot reach the server at {server}: {reason}"),
+                );
+            }
             Some(Role::Download(id)) => {
                 let why = format!("cannot connect: {reason}");
                 self.download_closed(id, conn, Some(&why));
             }
             _ => {}
         }
-        let _ = now;
     }
 
     /// A peer connected to our file server; returns the id for its bytes.
@@ -284,11 +291,7 @@ impl Client {
                     self.on_reply_line(now, &String::from_utf8_lossy(&line));
                 }
                 self.session.link = Link::Down;
-                if self.session.leaving {
-                    self.finish_leave();
-                } else if self.exit.is_none() {
-                    self.lose_server("the server closed the connection".into());
-                }
+                self.lose_server(now, "the server closed the connection".into());
             }
             Some(Role::Download(id)) => self.download_closed(id, conn, None),
             _ => {}
@@ -357,6 +360,7 @@ impl Client {
             return;
         }
         self.upload_timeouts(now);
+        self.reconnect_if_due(now);
         if self.heartbeat_due().is_some_and(|due| due <= now) {
             self.session.queue.push_back(Pending::Ping);
         }
@@ -381,7 +385,7 @@ impl Client {
                 self.finish_leave();
             } else {
                 let secs = REPLY_TIMEOUT.as_secs();
-                self.lose_server(format!("the server did not answer within {secs} s"));
+                self.lose_server(now, format!("the server did not answer within {secs} s"));
             }
         }
         self.pump(now);
@@ -419,6 +423,9 @@ impl Client {
                 }
                 self.session.queue.push_back(Pending::Delete { name });
             }
+            UserCommand::Search { .. } if self.session.link != Link::Up => self.error(
+                "not connected to the server (trying again in a moment): search later".into(),
+            ),
             UserCommand::Search { pattern } => {
                 self.session.queue.push_back(Pending::Search {
                     pattern,
@@ -482,6 +489,7 @@ impl Client {
             .chain(reply)
             .chain(self.upload_deadline())
             .chain(self.heartbeat_due())
+            .chain(s.reconnect_at)
             .min()
     }
 

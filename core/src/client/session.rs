@@ -1,7 +1,7 @@
 //! The session with the index server: one request in flight at a time.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Client, ClientEvent, Command, DownloadId, SearchHit};
 use crate::hash::{ContentHash, PieceHashes};
@@ -65,7 +65,19 @@ pub(super) struct Session {
     pub(super) heartbeat: Option<std::time::Duration>,
     /// When the last request went out.
     pub(super) last_sent: Option<Instant>,
+    /// The server confirmed a `JOIN` at least once: losing it now means reconnecting,
+    /// where failing to reach it at start means giving up.
+    pub(super) joined_once: bool,
+    /// When to try the server again, while the link is down.
+    pub(super) reconnect_at: Option<Instant>,
+    /// The wait before the next try: doubled after each failure, up to [`MAX_BACKOFF`].
+    pub(super) backoff: Duration,
 }
+
+/// The first wait before reconnecting to a lost server.
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between two tries.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl Client {
     pub(super) fn share(&mut self, name: String, pieces: PieceHashes) {
@@ -161,6 +173,8 @@ impl Client {
         match (&mut f.what, reply) {
             (Pending::Join, Reply::ConfirmJoin) => {
                 self.session.in_flight = None;
+                self.session.joined_once = true;
+                self.session.backoff = FIRST_BACKOFF;
                 self.events.push_back(ClientEvent::Joined {
                     server: self.config.server,
                 });
@@ -203,6 +217,8 @@ impl Client {
         match (&mut f.what, reply) {
             (Pending::Join, ExtReply::ConfirmJoin { idle }) => {
                 self.session.ext = true;
+                self.session.joined_once = true;
+                self.session.backoff = FIRST_BACKOFF;
                 self.session.heartbeat = idle.map(|s| std::time::Duration::from_secs(s) / 3);
                 self.session.in_flight = None;
                 self.events.push_back(ClientEvent::Joined {
@@ -305,13 +321,87 @@ impl Client {
         self.events.push_back(ClientEvent::Left);
     }
 
-    pub(super) fn lose_server(&mut self, reason: String) {
+    /// The session with the server ended. Before the first `JOIN` the client gives up
+    /// (status 1); after it, it tries again later, and shares everything again then.
+    pub(super) fn lose_server(&mut self, now: Instant, reason: String) {
         if self.exit.is_some() {
             return;
         }
-        self.exit = Some(1);
-        self.close_all();
-        self.events.push_back(ClientEvent::ServerLost { reason });
+        if self.session.leaving {
+            return self.finish_leave();
+        }
+        if !self.session.joined_once {
+            self.exit = Some(1);
+            self.close_all();
+            return self.events.push_back(ClientEvent::ServerLost {
+                reason,
+                retry_in: None,
+            });
+        }
+        let s = &mut self.session;
+        if s.link != Link::Down {
+            s.link = Link::Down;
+            if self.roles.remove(&s.conn).is_some() {
+                self.commands.push_back(Command::Close { conn: s.conn });
+            }
+        }
+        s.rx = LineBuf::new(crate::wire::MAX_LINE);
+        s.last_rx = None;
+        let wait = s.backoff;
+        s.backoff = (wait * 2).min(MAX_BACKOFF);
+        s.reconnect_at = Some(now + wait);
+        // What was on its way is gone; a download waiting for a lookup waits on.
+        match s.in_flight.take().map(|f| f.what) {
+            Some(Pending::Search {
+                lookup: None,
+                pattern,
+                ..
+            }) => {
+                self.error(format!("search \"{pattern}\" was cut off: lost the server"));
+            }
+            Some(lookup @ Pending::Search { .. }) => self.session.queue.push_front(lookup),
+            _ => {}
+        }
+        self.session
+            .queue
+            .retain(|p| matches!(p, Pending::Search { .. }));
+        self.events.push_back(ClientEvent::ServerLost {
+            reason,
+            retry_in: Some(wait),
+        });
+    }
+
+    /// Tries the server again once the backoff has passed.
+    pub(super) fn reconnect_if_due(&mut self, now: Instant) {
+        let s = &mut self.session;
+        if s.reconnect_at.is_none_or(|at| at > now) {
+            return;
+        }
+        s.reconnect_at = None;
+        s.conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        s.link = Link::Connecting;
+        self.roles.insert(s.conn, super::Role::Server);
+        self.commands.push_back(Command::Connect {
+            conn: s.conn,
+            addr: self.config.server,
+        });
+    }
+
+    /// After a reconnection: `JOIN`, then every shared file again, then what was waiting.
+    pub(super) fn requeue_session(&mut self) {
+        let waiting: Vec<Pending> = self.session.queue.drain(..).collect();
+        self.session.queue.push_back(Pending::Join);
+        for (name, pieces) in &self.shared {
+            self.session.queue.push_back(Pending::Create {
+                name: name.clone(),
+                size: pieces.size(),
+                hash: pieces.root(),
+            });
+        }
+        self.session
+            .queue
+            .extend(waiting.into_iter().filter(|p| !matches!(p, Pending::Join)));
     }
 
     /// Closes every connection and keeps the partial files of unfinished downloads.

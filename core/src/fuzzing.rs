@@ -835,7 +835,7 @@ impl Harness {
                         }
                         LeaveReason::Closed => assert!(p.closed, "Left(Closed) while open"),
                         // The harness never calls `handle_timeout`.
-                        LeaveReason::JoinTimeout | LeaveReason::Silent => {
+                        LeaveReason::JoinTimeout | LeaveReason::Silent | LeaveReason::TooSlow => {
                             panic!("{conn:?} timed out without a timeout")
                         }
                     }

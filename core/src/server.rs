@@ -35,6 +35,11 @@ pub struct ServerConfig {
     /// Classic clients are never timed out: they have no way to show they are alive.
     /// `None`: nobody is.
     pub idle_timeout: Option<Duration>,
+    /// Most connections open at once; the driver closes any more at once.
+    pub max_connections: usize,
+    /// Most reply bytes waiting to be written to one connection: a client that stops
+    /// reading is dropped, not buffered without bound.
+    pub max_queued: usize,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +50,8 @@ impl Default for ServerConfig {
             max_files: 10_000,
             join_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(60)),
+            max_connections: 16_384,
+            max_queued: 1 << 20,
         }
     }
 }
@@ -88,6 +95,8 @@ pub enum LeaveReason {
     /// An extension client stayed silent past the idle timeout (no `PING` either): it
     /// vanished without closing.
     Silent,
+    /// It stopped reading: more than the queued-bytes limit waited for it.
+    TooSlow,
 }
 
 /// The driver gave an id the server does not know (never accepted, or already closed).
@@ -338,6 +347,36 @@ impl Server {
                 reason: LeaveReason::Closed,
             });
         }
+    }
+
+    /// Whether another connection may be accepted; the driver closes one that comes when
+    /// not.
+    pub fn has_room(&self) -> bool {
+        self.conns.len() < self.config.max_connections
+    }
+
+    /// The driver holds `queued` bytes not yet written to `conn`. Past the limit the
+    /// connection is dropped (its files leave at once) and this returns `true`: the driver
+    /// closes the socket without writing the rest.
+    pub fn handle_backlog(&mut self, _now: Instant, conn: ConnId, queued: usize) -> bool {
+        if queued <= self.config.max_queued {
+            return false;
+        }
+        let Some(c) = self.conns.remove(&conn) else {
+            return true;
+        };
+        if let Some(due) = c.due {
+            self.timers.remove(&(due, conn));
+        }
+        if !matches!(c.state, State::Closing) {
+            let files = self.index.remove_owner(c.owner);
+            self.events.push_back(ServerEvent::Left {
+                conn,
+                files,
+                reason: LeaveReason::TooSlow,
+            });
+        }
+        true
     }
 
     /// The next bytes to write; all of one connection's pending bytes come at once.

@@ -111,6 +111,11 @@ impl Conn {
         Ok(true)
     }
 
+    /// Bytes queued and not yet written.
+    pub fn queued(&self) -> usize {
+        self.out.len() - self.sent
+    }
+
     /// Whether bytes are waiting to be written.
     pub fn has_backlog(&self) -> bool {
         self.sent < self.out.len() || self.upload.is_some()

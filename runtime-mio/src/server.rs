@@ -5,7 +5,7 @@ use std::io;
 use std::time::Instant;
 
 use mio::{Events, Interest, Poll, Token};
-use napshare_core::host::log_server_event;
+use napshare_core::host::{log_no_room, log_server_event};
 use napshare_core::server::{Server, ServerConfig};
 use napshare_core::ConnId;
 
@@ -74,6 +74,10 @@ fn accept_all(
     loop {
         match listener.accept() {
             Ok((stream, peer)) => {
+                if !server.has_room() {
+                    log_no_room(peer);
+                    continue; // dropping the stream closes it
+                }
                 let id = server.handle_accept(now, peer);
                 let mut conn = Conn::new(stream, false);
                 if conn.register(poll.registry(), token(id)).is_err() {
@@ -126,6 +130,11 @@ fn settle(
         Ok(done) => !(done && conn.closing),
         Err(_) => false,
     };
+    if ok && server.handle_backlog(now, id, conn.queued()) {
+        // Too far behind: dropped without writing the rest; the server forgot it already.
+        conns.remove(&id);
+        return;
+    }
     if ok && conn.update_interest(poll.registry(), token(id)).is_ok() {
         return;
     }

@@ -1,8 +1,10 @@
 //! Connection tasks: a reader that forwards bytes to the core's task, and a writer that
 //! drains what the core queued for the connection.
 
+use std::cell::Cell;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
 
 use napshare_core::host::Upload;
 use napshare_core::ConnId;
@@ -40,7 +42,12 @@ pub enum Write {
 
 /// The core task's handle on one connection.
 #[derive(Debug)]
-pub struct Link(Sender<Write>);
+pub struct Link {
+    work: Sender<Write>,
+    /// Bytes handed to the writer and not yet written.
+    queued: Rc<Cell<usize>>,
+    stream: TcpStream,
+}
 
 impl Link {
     /// Starts the reader and writer tasks of `stream`.
@@ -50,15 +57,34 @@ impl Link {
         stream: TcpStream,
         inputs: Sender<Input>,
     ) -> Self {
-        let (tx, rx) = channel::unbounded();
+        let (work, rx) = channel::unbounded();
+        let queued = Rc::new(Cell::new(0));
         ex.spawn(read(id, stream.clone(), inputs.clone())).detach();
-        ex.spawn(write(id, stream, rx, inputs)).detach();
-        Self(tx)
+        ex.spawn(write(id, stream.clone(), rx, Rc::clone(&queued), inputs))
+            .detach();
+        Self {
+            work,
+            queued,
+            stream,
+        }
     }
 
     /// Queues work for the writer; a writer that is gone has closed the connection already.
     pub fn send(&self, w: Write) {
-        let _ = self.0.try_send(w);
+        if let Write::Data(data) = &w {
+            self.queued.set(self.queued.get() + data.len());
+        }
+        let _ = self.work.try_send(w);
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued(&self) -> usize {
+        self.queued.get()
+    }
+
+    /// Ends the connection now, dropping whatever was still to be written.
+    pub fn abort(&self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
     }
 }
 
@@ -84,10 +110,20 @@ async fn read(id: ConnId, mut stream: TcpStream, inputs: Sender<Input>) {
     let _ = inputs.send(Input::Closed(id)).await;
 }
 
-async fn write(id: ConnId, mut stream: TcpStream, work: Receiver<Write>, inputs: Sender<Input>) {
+async fn write(
+    id: ConnId,
+    mut stream: TcpStream,
+    work: Receiver<Write>,
+    queued: Rc<Cell<usize>>,
+    inputs: Sender<Input>,
+) {
     while let Ok(w) = work.recv().await {
         let done = match w {
-            Write::Data(data) => stream.write_all(&data).await.map(|()| false),
+            Write::Data(data) => {
+                let result = stream.write_all(&data).await.map(|()| false);
+                queued.set(queued.get().saturating_sub(data.len()));
+                result
+            }
             Write::File { upload, notify } => match send_file(&mut stream, upload).await {
                 Ok(()) if notify => match inputs.send(Input::Sent(id)).await {
                     Ok(()) => Ok(false),

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io;
 use std::time::{Duration, Instant};
 
-use napshare_core::host::log_server_event;
+use napshare_core::host::{log_no_room, log_server_event};
 use napshare_core::server::{Server, ServerConfig};
 use napshare_core::ConnId;
 use smol::channel::{self, Sender};
@@ -37,6 +37,10 @@ async fn serve(
         let now = Instant::now();
         match input {
             Some(Input::Accepted(stream, peer)) => {
+                if !server.has_room() {
+                    log_no_room(peer);
+                    continue; // dropping the stream closes it
+                }
                 let id = server.handle_accept(now, peer);
                 links.insert(id, Link::spawn(ex, id, stream, inputs_tx.clone()));
             }
@@ -58,6 +62,11 @@ async fn serve(
         while let Some(t) = server.poll_transmit() {
             if let Some(link) = links.get(&t.conn) {
                 link.send(Write::Data(t.data));
+                if server.handle_backlog(now, t.conn, link.queued()) {
+                    // Too far behind: dropped without the rest; the server forgot it.
+                    link.abort();
+                    links.remove(&t.conn);
+                }
             }
         }
         while let Some(id) = server.poll_close() {

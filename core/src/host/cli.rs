@@ -50,6 +50,13 @@ pub struct ServerArgs {
     /// cannot ping, are never timed out.
     #[arg(long, default_value_t = 60)]
     pub idle_timeout: u64,
+    /// Most connections open at once; more are closed as they come.
+    #[arg(long, default_value_t = 16_384)]
+    pub max_connections: usize,
+    /// Most reply bytes waiting for one client; a client that stops reading past this is
+    /// dropped.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_queued: usize,
 }
 
 #[derive(Debug, Clone, Args, PartialEq, Eq)]
@@ -87,6 +94,8 @@ impl ServerArgs {
             max_line: crate::wire::MAX_LINE,
             join_timeout: 10,
             idle_timeout: 60,
+            max_connections: 16_384,
+            max_queued: 1 << 20,
         }
     }
 }

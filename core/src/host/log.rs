@@ -20,6 +20,11 @@ pub fn init_logs() {
         .try_init();
 }
 
+/// Logs a connection closed as it came because the server is full.
+pub fn log_no_room(peer: std::net::SocketAddr) {
+    warn!(%peer, "connection refused: too many connections");
+}
+
 /// Logs what happened on the index server.
 pub fn log_server_event(event: &ServerEvent) {
     match event {

@@ -80,6 +80,8 @@ fn server<R: Runtime>(args: &ServerArgs) -> Result<ExitCode, String> {
         max_line: args.max_line.max(16),
         join_timeout: secs(args.join_timeout),
         idle_timeout: (args.idle_timeout > 0).then(|| secs(args.idle_timeout)),
+        max_connections: args.max_connections,
+        max_queued: args.max_queued,
     };
     R::run_server(listener, config).map_err(|e| format!("server stopped: {e}"))?;
     Ok(ExitCode::SUCCESS)

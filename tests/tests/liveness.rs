@@ -67,3 +67,56 @@ fn a_silent_client_leaves_the_index_within_the_idle_timeout() {
     assert_eq!(search(&mut sim, asker, ".txt"), ["here.txt"]);
     let _ = idle;
 }
+
+mod processes {
+    //! The same with real processes: a napshare client stopped with SIGSTOP (it can neither
+    //! ping nor close) leaves the search results within the server's idle timeout.
+
+    use std::time::{Duration, Instant};
+
+    use napshare_tests::node::{ClientProc, Runtime, ServerProc};
+
+    fn a_stopped_client_is_removed_within_the_bound(rt: Runtime) {
+        let idle = 3;
+        let server = ServerProc::start_with(
+            rt,
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--idle-timeout",
+                &idle.to_string(),
+            ],
+        );
+        let mut stopped = ClientProc::joined(rt, server.addr(), &[("frozen.txt", b"f")]);
+        let mut other = ClientProc::joined(rt.other(), server.addr(), &[("alive.txt", b"a")]);
+        assert_eq!(other.search(".txt").len(), 2);
+        stopped.signal("STOP");
+        let since = Instant::now();
+        loop {
+            let names: Vec<String> = other.search(".txt").into_iter().map(|h| h.name).collect();
+            if names == ["alive.txt"] {
+                break;
+            }
+            // The bound is the idle timeout; allow for a loaded machine on top.
+            assert!(
+                since.elapsed() < Duration::from_secs(idle + 10),
+                "still listed: {names:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // The live, idle client is still there a while later: its pings kept it.
+        std::thread::sleep(Duration::from_secs(idle + 1));
+        assert_eq!(other.search("alive").len(), 1);
+        stopped.signal("CONT");
+    }
+
+    #[test]
+    fn mio() {
+        a_stopped_client_is_removed_within_the_bound(Runtime::Mio);
+    }
+
+    #[test]
+    fn smol() {
+        a_stopped_client_is_removed_within_the_bound(Runtime::Smol);
+    }
+}

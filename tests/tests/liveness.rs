@@ -87,7 +87,7 @@ mod processes {
                 &idle.to_string(),
             ],
         );
-        let mut stopped = ClientProc::joined(rt, server.addr(), &[("frozen.txt", b"f")]);
+        let stopped = ClientProc::joined(rt, server.addr(), &[("frozen.txt", b"f")]);
         let mut other = ClientProc::joined(rt.other(), server.addr(), &[("alive.txt", b"a")]);
         assert_eq!(other.search(".txt").len(), 2);
         stopped.signal("STOP");

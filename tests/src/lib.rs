@@ -9,3 +9,4 @@
 
 pub mod classic_server;
 pub mod node;
+pub mod proxy;

@@ -194,8 +194,19 @@ impl Client {
                 Plan::Classic(same.filter_map(|h| h.peer.parse().ok()).collect())
             }
             (None, None) => match peer {
-                // Not listed by the server: try the peer anyway, unchecked.
-                Some(p) => Plan::Classic(VecDeque::from([p])),
+                // Not listed at that peer. If the network knows the content by its hash,
+                // ask the peer for it by hash (checked piece by piece); otherwise try the
+                // classic way, unchecked.
+                Some(p) => match hits.iter().find(|h| h.name == d.name && h.hash.is_some()) {
+                    Some(listed) => {
+                        d.size = Some(listed.size);
+                        Plan::Pieces {
+                            hash: listed.hash.expect("found with a hash"),
+                            peers: vec![p],
+                        }
+                    }
+                    None => Plan::Classic(VecDeque::from([p])),
+                },
                 None => {
                     let reason = "no peer on the network has it (SEARCH to see what there is)";
                     return self.fail_download(id, reason.into());

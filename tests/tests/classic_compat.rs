@@ -474,7 +474,8 @@ fn a_shared_file_replaced_by_a_symlink_is_not_served(rt: Runtime) {
         assert!(got.is_empty(), "{request:?} got {}", show(&got));
     }
     let mut b = ClientProc::joined(rt.other(), server.addr(), &[]);
-    b.download(&a.peer_addr().to_string(), "data.bin").unwrap_err();
+    b.download(&a.peer_addr().to_string(), "data.bin")
+        .unwrap_err();
     assert!(!b.downloads_dir().join("data.bin").exists());
 }
 

@@ -5,7 +5,7 @@ use std::io;
 use std::time::Instant;
 
 use mio::{Events, Interest, Poll, Token};
-use napshare_core::host::{log_no_room, log_server_event};
+use napshare_core::host::{log_no_room, log_opened, log_server_event};
 use napshare_core::server::{Server, ServerConfig};
 use napshare_core::ConnId;
 
@@ -79,6 +79,7 @@ fn accept_all(
                     continue; // dropping the stream closes it
                 }
                 let id = server.handle_accept(now, peer);
+                log_opened(id, peer);
                 let mut conn = Conn::new(stream, false);
                 if conn.register(poll.registry(), token(id)).is_err() {
                     server.handle_closed(now, id);

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io;
 use std::time::{Duration, Instant};
 
-use napshare_core::host::{log_no_room, log_server_event};
+use napshare_core::host::{log_no_room, log_opened, log_server_event};
 use napshare_core::server::{Server, ServerConfig};
 use napshare_core::ConnId;
 use smol::channel::{self, Sender};
@@ -42,6 +42,7 @@ async fn serve(
                     continue; // dropping the stream closes it
                 }
                 let id = server.handle_accept(now, peer);
+                log_opened(id, peer);
                 links.insert(id, Link::spawn(ex, id, stream, inputs_tx.clone()));
             }
             Some(Input::Bytes(id, data)) => {

@@ -20,6 +20,11 @@ pub fn init_logs() {
         .try_init();
 }
 
+/// Logs a connection accepted (it has `conn` until it closes).
+pub fn log_opened(conn: crate::ConnId, peer: std::net::SocketAddr) {
+    info!(conn = conn.0, %peer, "connection opened");
+}
+
 /// Logs a connection closed as it came because the server is full.
 pub fn log_no_room(peer: std::net::SocketAddr) {
     warn!(%peer, "connection refused: too many connections");

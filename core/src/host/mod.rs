@@ -17,7 +17,7 @@ mod ui;
 
 pub use disk::{hash_file, resolve_server, scan_shared, Disk, Upload};
 pub use drain::{drain, ClientIo};
-pub use log::{init_logs, log_no_room, log_server_event};
+pub use log::{init_logs, log_no_room, log_opened, log_server_event};
 pub use run::{main, Runtime};
 pub use stdin::{on_stop_signal, spawn_stdin_reader};
 pub use ui::Ui;

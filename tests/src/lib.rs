@@ -8,5 +8,6 @@
 //! this package.
 
 pub mod classic_server;
+pub mod loadgen;
 pub mod node;
 pub mod proxy;

@@ -39,7 +39,7 @@ pub use report::Report;
 /// A load generator for classic-protocol index servers: many clients joining,
 /// registering files and searching, with every reply checked.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "loadgen", version, about, long_about = None)]
+#[command(name = "loadgen", version)]
 pub struct Config {
     /// The server to measure, as HOST:PORT.
     #[arg(

@@ -69,552 +69,73 @@ impl Rng {
     }
 }
 
-const ADJECTIVES: &[&str] = &[
-    "Velvet",
-    "Silent",
-    "Electric",
-    "Broken",
-    "Golden",
-    "Crimson",
-    "Hollow",
-    "Midnight",
-    "Neon",
-    "Paper",
-    "Iron",
-    "Silver",
-    "Wild",
-    "Lonely",
-    "Frozen",
-    "Burning",
-    "Quiet",
-    "Restless",
-    "Wicked",
-    "Gentle",
-    "Scarlet",
-    "Distant",
-    "Secret",
-    "Faded",
-    "Lucky",
-    "Savage",
-    "Shallow",
-    "Amber",
-    "Cosmic",
-    "Crystal",
-    "Dusty",
-    "Empty",
-    "Fallen",
-    "Fierce",
-    "Glass",
-    "Heavy",
-    "Hidden",
-    "Honest",
-    "Lazy",
-    "Little",
-    "Lost",
-    "Magnetic",
-    "Mellow",
-    "Modern",
-    "Northern",
-    "Painted",
-    "Pale",
-    "Plastic",
-    "Purple",
-    "Radio",
-    "Rusty",
-    "Sacred",
-    "Shadow",
-    "Sleepy",
-    "Solar",
-    "Southern",
-    "Static",
-    "Stone",
-    "Strange",
-    "Sugar",
-    "Sweet",
-    "Tender",
-    "Twisted",
-    "Velour",
-    "Violet",
-    "Wandering",
-    "Western",
-    "White",
-    "Young",
-    "Ancient",
-    "Bitter",
-    "Blue",
-    "Bright",
-    "Cold",
-    "Dark",
-    "Dead",
-    "Deep",
-    "Dirty",
-    "Drunken",
-    "Easy",
-    "Endless",
-    "Final",
-    "Flying",
-    "Green",
-    "Happy",
-    "High",
-    "Holy",
-    "Hot",
-    "Infinite",
-    "Lunar",
-    "Mad",
-    "Mighty",
-    "Naked",
-    "New",
-    "Noble",
-    "Old",
-    "Perfect",
-    "Pretty",
-    "Rapid",
-    "Red",
-    "Royal",
-    "Sad",
-    "Sharp",
-    "Shiny",
-    "Slow",
-    "Soft",
-    "Stray",
-    "Sunny",
-    "Tired",
-    "True",
-    "Ultra",
-    "Urban",
-    "Vintage",
-    "Warm",
-];
+const ADJECTIVES: &str = "\
+    Velvet Silent Electric Broken Golden Crimson Hollow Midnight Neon Paper Iron Silver \
+    Wild Lonely Frozen Burning Quiet Restless Wicked Gentle Scarlet Distant Secret Faded \
+    Lucky Savage Shallow Amber Cosmic Crystal Dusty Empty Fallen Fierce Glass Heavy \
+    Hidden Honest Lazy Little Lost Magnetic Mellow Modern Northern Painted Pale Plastic \
+    Purple Radio Rusty Sacred Shadow Sleepy Solar Southern Static Stone Strange Sugar \
+    Sweet Tender Twisted Velour Violet Wandering Western White Young Ancient Bitter Blue \
+    Bright Cold Dark Dead Deep Dirty Drunken Easy Endless Final Flying Green Happy High \
+    Holy Hot Infinite Lunar Mad Mighty Naked New Noble Old Perfect Pretty Rapid Red \
+    Royal Sad Sharp Shiny Slow Soft Stray Sunny Tired True Ultra Urban Vintage Warm\
+";
 
-const NOUNS: &[&str] = &[
-    "Owls",
-    "Engines",
-    "Harbor",
-    "Wolves",
-    "Mirrors",
-    "Rivers",
-    "Ghosts",
-    "Tigers",
-    "Lanterns",
-    "Machines",
-    "Pilots",
-    "Sparrows",
-    "Giants",
-    "Strangers",
-    "Foxes",
-    "Saints",
-    "Thieves",
-    "Kings",
-    "Queens",
-    "Horses",
-    "Satellites",
-    "Monks",
-    "Dragons",
-    "Ravens",
-    "Sailors",
-    "Drifters",
-    "Dreamers",
-    "Prophets",
-    "Rebels",
-    "Robots",
-    "Shadows",
-    "Sisters",
-    "Brothers",
-    "Cowboys",
-    "Poets",
-    "Angels",
-    "Bandits",
-    "Beasts",
-    "Bells",
-    "Birds",
-    "Bones",
-    "Canyons",
-    "Cats",
-    "Chains",
-    "Circles",
-    "Clouds",
-    "Comets",
-    "Crows",
-    "Doves",
-    "Echoes",
-    "Embers",
-    "Feathers",
-    "Flowers",
-    "Gardens",
-    "Gears",
-    "Hearts",
-    "Hills",
-    "Islands",
-    "Jets",
-    "Kites",
-    "Lights",
-    "Lions",
-    "Magnets",
-    "Moons",
-    "Mountains",
-    "Needles",
-    "Oceans",
-    "Orchids",
-    "Pages",
-    "Panthers",
-    "Pearls",
-    "Pigeons",
-    "Planets",
-    "Rockets",
-    "Roses",
-    "Ruins",
-    "Seeds",
-    "Serpents",
-    "Ships",
-    "Signals",
-    "Skulls",
-    "Snakes",
-    "Stars",
-    "Storms",
-    "Suns",
-    "Swans",
-    "Tides",
-    "Towers",
-    "Trains",
-    "Tribes",
-    "Valleys",
-    "Vipers",
-    "Voices",
-    "Waves",
-    "Whales",
-    "Wheels",
-    "Wings",
-    "Witches",
-];
+const NOUNS: &str = "\
+    Owls Engines Harbor Wolves Mirrors Rivers Ghosts Tigers Lanterns Machines Pilots \
+    Sparrows Giants Strangers Foxes Saints Thieves Kings Queens Horses Satellites Monks \
+    Dragons Ravens Sailors Drifters Dreamers Prophets Rebels Robots Shadows Sisters \
+    Brothers Cowboys Poets Angels Bandits Beasts Bells Birds Bones Canyons Cats Chains \
+    Circles Clouds Comets Crows Doves Echoes Embers Feathers Flowers Gardens Gears \
+    Hearts Hills Islands Jets Kites Lights Lions Magnets Moons Mountains Needles Oceans \
+    Orchids Pages Panthers Pearls Pigeons Planets Rockets Roses Ruins Seeds Serpents \
+    Ships Signals Skulls Snakes Stars Storms Suns Swans Tides Towers Trains Tribes \
+    Valleys Vipers Voices Waves Whales Wheels Wings Witches\
+";
 
-const FIRST_NAMES: &[&str] = &[
-    "Maria", "John", "Aiko", "Pedro", "Fatima", "Liam", "Olga", "Chen", "Amara", "Lucas", "Ingrid",
-    "Kwame", "Sofia", "Mateo", "Yuki", "Hassan", "Elena", "Tomas", "Priya", "Jonas", "Camila",
-    "Dmitri", "Noor", "Rafael", "Astrid", "Kenji", "Leila", "Marcus", "Nadia", "Oscar", "Paula",
-    "Ravi", "Sienna", "Tariq", "Ursula", "Victor", "Wanda", "Xavier", "Yasmin", "Zoltan", "Bruno",
-    "Clara", "Diego", "Esther", "Felix", "Greta", "Hugo", "Irene", "Joao", "Karin",
-];
+const FIRST_NAMES: &str = "\
+    Maria John Aiko Pedro Fatima Liam Olga Chen Amara Lucas Ingrid Kwame Sofia Mateo \
+    Yuki Hassan Elena Tomas Priya Jonas Camila Dmitri Noor Rafael Astrid Kenji Leila \
+    Marcus Nadia Oscar Paula Ravi Sienna Tariq Ursula Victor Wanda Xavier Yasmin Zoltan \
+    Bruno Clara Diego Esther Felix Greta Hugo Irene Joao Karin\
+";
 
-const LAST_NAMES: &[&str] = &[
-    "Okafor",
-    "Silva",
-    "Tanaka",
-    "Novak",
-    "Haddad",
-    "Carter",
-    "Petrov",
-    "Lindqvist",
-    "Moreau",
-    "Rossi",
-    "Kowalski",
-    "Nakamura",
-    "Mensah",
-    "Fischer",
-    "Oliveira",
-    "Gupta",
-    "Andersen",
-    "Romero",
-    "Schmidt",
-    "Dubois",
-    "Costa",
-    "Ivanova",
-    "Kim",
-    "Nguyen",
-    "Murphy",
-    "Santos",
-    "Weber",
-    "Yilmaz",
-    "Bakker",
-    "Horvat",
-    "Jansen",
-    "Larsen",
-    "Mueller",
-    "Ortega",
-    "Popescu",
-    "Quinn",
-    "Reyes",
-    "Sato",
-    "Torres",
-    "Varga",
-    "Walsh",
-    "Zhang",
-    "Almeida",
-    "Brennan",
-    "Castillo",
-    "Delgado",
-    "Eriksson",
-    "Fontaine",
-    "Gallagher",
-    "Hoffmann",
-];
+const LAST_NAMES: &str = "\
+    Okafor Silva Tanaka Novak Haddad Carter Petrov Lindqvist Moreau Rossi Kowalski \
+    Nakamura Mensah Fischer Oliveira Gupta Andersen Romero Schmidt Dubois Costa Ivanova \
+    Kim Nguyen Murphy Santos Weber Yilmaz Bakker Horvat Jansen Larsen Mueller Ortega \
+    Popescu Quinn Reyes Sato Torres Varga Walsh Zhang Almeida Brennan Castillo Delgado \
+    Eriksson Fontaine Gallagher Hoffmann\
+";
 
-const TITLE_WORDS: &[&str] = &[
-    "Love",
-    "Night",
-    "Heart",
-    "Fire",
-    "Rain",
-    "Dream",
-    "Road",
-    "Home",
-    "Summer",
-    "Winter",
-    "Light",
-    "Dance",
-    "River",
-    "Town",
-    "Train",
-    "Morning",
-    "Evening",
-    "Window",
-    "Mirror",
-    "Garden",
-    "Ocean",
-    "Desert",
-    "Highway",
-    "Bridge",
-    "Station",
-    "Letter",
-    "Promise",
-    "Secret",
-    "Stranger",
-    "Angel",
-    "Devil",
-    "Ghost",
-    "Memory",
-    "Shadow",
-    "Thunder",
-    "Lightning",
-    "Honey",
-    "Whiskey",
-    "Coffee",
-    "Sugar",
-    "Diamond",
-    "Gold",
-    "Silver",
-    "Paper",
-    "Glass",
-    "Stone",
-    "Wire",
-    "Smoke",
-    "Dust",
-    "Ashes",
-    "Blood",
-    "Tears",
-    "Kiss",
-    "Goodbye",
-    "Hello",
-    "Tomorrow",
-    "Yesterday",
-    "Forever",
-    "Never",
-    "Always",
-    "Running",
-    "Falling",
-    "Flying",
-    "Waiting",
-    "Dreaming",
-    "Burning",
-    "Drifting",
-    "Breaking",
-    "Shining",
-    "Calling",
-    "Crying",
-    "Singing",
-    "Dancing",
-    "Walking",
-    "Talking",
-    "Holding",
-    "Chasing",
-    "Losing",
-    "Finding",
-    "Leaving",
-    "Coming",
-    "Through",
-    "Under",
-    "Over",
-    "Without",
-    "Beyond",
-    "Behind",
-    "Inside",
-    "Outside",
-    "Across",
-    "Again",
-    "Alone",
-    "Together",
-    "Blue",
-    "Black",
-    "Red",
-    "Green",
-    "Wild",
-    "Young",
-    "Crazy",
-    "Lonely",
-    "Electric",
-    "Broken",
-    "Sweet",
-    "Cold",
-    "Hot",
-    "Slow",
-    "Fast",
-    "Little",
-    "Big",
-    "Last",
-    "First",
-    "Lost",
-    "Free",
-    "Moon",
-    "Sun",
-    "Star",
-    "Sky",
-    "Cloud",
-    "Wind",
-    "Storm",
-    "Sea",
-    "Wave",
-    "Island",
-    "Mountain",
-    "Valley",
-    "City",
-    "Street",
-    "Avenue",
-    "Boulevard",
-    "Hotel",
-    "Motel",
-    "Radio",
-    "Television",
-    "Telephone",
-    "Machine",
-    "Engine",
-    "Rocket",
-    "Satellite",
-    "Planet",
-    "Galaxy",
-    "Universe",
-    "Heaven",
-    "Paradise",
-    "Hell",
-    "Kingdom",
-    "Empire",
-    "Castle",
-    "Tower",
-    "Prison",
-    "Church",
-    "School",
-    "Party",
-    "Game",
-    "Story",
-    "Song",
-    "Ballad",
-    "Blues",
-    "Anthem",
-    "Hymn",
-    "Lullaby",
-    "Serenade",
-    "Waltz",
-    "Tango",
-    "Rhapsody",
-    "Symphony",
-    "Boy",
-    "Girl",
-    "Baby",
-    "Mother",
-    "Father",
-    "Brother",
-    "Sister",
-    "Friend",
-    "Lover",
-    "King",
-    "Queen",
-    "Prince",
-    "Soldier",
-    "Sailor",
-    "Cowboy",
-    "Gypsy",
-    "Rebel",
-    "Hero",
-    "Fool",
-    "Saint",
-    "Sinner",
-    "Money",
-    "Time",
-    "Life",
-    "Death",
-    "World",
-    "Words",
-    "Eyes",
-    "Hands",
-    "Lips",
-    "Soul",
-    "Mind",
-    "Body",
-    "Voice",
-    "Echo",
-    "Silence",
-    "Noise",
-    "Rhythm",
-    "Melody",
-    "Harmony",
-    "Chorus",
-    "Echoes",
-    "Horizon",
-    "Twilight",
-    "Midnight",
-    "Sunrise",
-    "Sunset",
-    "Daylight",
-    "Starlight",
-    "Moonlight",
-    "Neon",
-    "Velvet",
-    "Satin",
-    "Leather",
-    "Chrome",
-    "Steel",
-    "Iron",
-    "Copper",
-    "Crystal",
-    "Marble",
-    "Ivory",
-    "Jade",
-    "Amber",
-    "Scarlet",
-    "Violet",
-    "Indigo",
-    "Orange",
-    "Lemon",
-    "Cherry",
-    "Peach",
-    "Apple",
-    "Wine",
-    "Champagne",
-    "Cigarette",
-    "Candle",
-    "Lantern",
-    "Compass",
-    "Anchor",
-    "Harbor",
-    "Lighthouse",
-    "Carnival",
-    "Circus",
-    "Parade",
-    "Revolution",
-    "Freedom",
-    "Victory",
-    "Surrender",
-    "Escape",
-    "Return",
-    "Journey",
-    "Voyage",
-    "Flight",
-    "Arrival",
-    "Departure",
-    "Homecoming",
-];
+const TITLE_WORDS: &str = "\
+    Love Night Heart Fire Rain Dream Road Home Summer Winter Light Dance River Town \
+    Train Morning Evening Window Mirror Garden Ocean Desert Highway Bridge Station \
+    Letter Promise Secret Stranger Angel Devil Ghost Memory Shadow Thunder Lightning \
+    Honey Whiskey Coffee Sugar Diamond Gold Silver Paper Glass Stone Wire Smoke Dust \
+    Ashes Blood Tears Kiss Goodbye Hello Tomorrow Yesterday Forever Never Always Running \
+    Falling Flying Waiting Dreaming Burning Drifting Breaking Shining Calling Crying \
+    Singing Dancing Walking Talking Holding Chasing Losing Finding Leaving Coming \
+    Through Under Over Without Beyond Behind Inside Outside Across Again Alone Together \
+    Blue Black Red Green Wild Young Crazy Lonely Electric Broken Sweet Cold Hot Slow \
+    Fast Little Big Last First Lost Free Moon Sun Star Sky Cloud Wind Storm Sea Wave \
+    Island Mountain Valley City Street Avenue Boulevard Hotel Motel Radio Television \
+    Telephone Machine Engine Rocket Satellite Planet Galaxy Universe Heaven Paradise \
+    Hell Kingdom Empire Castle Tower Prison Church School Party Game Story Song Ballad \
+    Blues Anthem Hymn Lullaby Serenade Waltz Tango Rhapsody Symphony Boy Girl Baby \
+    Mother Father Brother Sister Friend Lover King Queen Prince Soldier Sailor Cowboy \
+    Gypsy Rebel Hero Fool Saint Sinner Money Time Life Death World Words Eyes Hands Lips \
+    Soul Mind Body Voice Echo Silence Noise Rhythm Melody Harmony Chorus Echoes Horizon \
+    Twilight Midnight Sunrise Sunset Daylight Starlight Moonlight Neon Velvet Satin \
+    Leather Chrome Steel Iron Copper Crystal Marble Ivory Jade Amber Scarlet Violet \
+    Indigo Orange Lemon Cherry Peach Apple Wine Champagne Cigarette Candle Lantern \
+    Compass Anchor Harbor Lighthouse Carnival Circus Parade Revolution Freedom Victory \
+    Surrender Escape Return Journey Voyage Flight Arrival Departure Homecoming\
+";
 
-const SMALL_WORDS: &[&str] = &[
-    "of", "the", "in", "and", "on", "to", "for", "with", "at", "my",
-];
+const SMALL_WORDS: &str = "\
+    of the in and on to for with at my\
+";
 
 /// (extension, weight, kind)
 const EXTENSIONS: &[(&str, u32, Kind)] = &[
@@ -632,6 +153,30 @@ const EXTENSIONS: &[(&str, u32, Kind)] = &[
     ("zip", 2, Kind::Archive),
     ("iso", 1, Kind::Archive),
 ];
+
+/// The words of the lists above.
+struct Words {
+    adjectives: Vec<&'static str>,
+    nouns: Vec<&'static str>,
+    first_names: Vec<&'static str>,
+    last_names: Vec<&'static str>,
+    title: Vec<&'static str>,
+    small: Vec<&'static str>,
+}
+
+impl Words {
+    fn new() -> Self {
+        let split = |list: &'static str| list.split_whitespace().collect();
+        Self {
+            adjectives: split(ADJECTIVES),
+            nouns: split(NOUNS),
+            first_names: split(FIRST_NAMES),
+            last_names: split(LAST_NAMES),
+            title: split(TITLE_WORDS),
+            small: split(SMALL_WORDS),
+        }
+    }
+}
 
 const RESOLUTIONS: &[&str] = &["480p", "720p", "1080p", "2160p"];
 const SOURCES: &[&str] = &["BluRay", "WEBRip", "DVDRip", "HDTV", "WEB-DL"];
@@ -678,7 +223,7 @@ pub struct Catalog {
     pub entries: Vec<Entry>,
 }
 
-fn title(rng: &mut Rng, max_words: usize) -> String {
+fn title(w: &Words, rng: &mut Rng, max_words: usize) -> String {
     let words = 1 + rng.index(max_words);
     let mut t = String::new();
     if rng.percent(12) {
@@ -688,21 +233,21 @@ fn title(rng: &mut Rng, max_words: usize) -> String {
         if i > 0 {
             t.push('_');
             if words >= 3 && i == 1 && rng.percent(30) {
-                t.push_str(rng.pick(SMALL_WORDS));
+                t.push_str(rng.pick(&w.small));
                 t.push('_');
             }
         }
-        t.push_str(rng.pick(TITLE_WORDS));
+        t.push_str(rng.pick(&w.title));
     }
     t
 }
 
-fn artist(rng: &mut Rng) -> String {
+fn artist(w: &Words, rng: &mut Rng) -> String {
     match rng.below(10) {
-        0..=4 => format!("{}_{}", rng.pick(ADJECTIVES), rng.pick(NOUNS)),
-        5..=6 => format!("The_{}_{}", rng.pick(ADJECTIVES), rng.pick(NOUNS)),
-        7..=8 => format!("{}_{}", rng.pick(FIRST_NAMES), rng.pick(LAST_NAMES)),
-        _ => format!("DJ_{}", rng.pick(NOUNS)),
+        0..=4 => format!("{}_{}", rng.pick(&w.adjectives), rng.pick(&w.nouns)),
+        5..=6 => format!("The_{}_{}", rng.pick(&w.adjectives), rng.pick(&w.nouns)),
+        7..=8 => format!("{}_{}", rng.pick(&w.first_names), rng.pick(&w.last_names)),
+        _ => format!("DJ_{}", rng.pick(&w.nouns)),
     }
 }
 
@@ -714,11 +259,20 @@ impl Catalog {
     /// `len` works drawn from `seed`.
     pub fn new(seed: u64, len: usize) -> Self {
         let mut rng = Rng::stream(seed, 0xCA7A_1060);
+        let words = Words::new();
         let total: u32 = EXTENSIONS.iter().map(|e| e.1).sum();
         // Artists have several works each.
-        let artists: Vec<String> = (0..(len / 5).max(8)).map(|_| artist(&mut rng)).collect();
+        let artists: Vec<String> = (0..(len / 5).max(8))
+            .map(|_| artist(&words, &mut rng))
+            .collect();
         let authors: Vec<String> = (0..(len / 20).max(8))
-            .map(|_| format!("{}_{}", rng.pick(LAST_NAMES), rng.pick(FIRST_NAMES)))
+            .map(|_| {
+                format!(
+                    "{}_{}",
+                    rng.pick(&words.last_names),
+                    rng.pick(&words.first_names)
+                )
+            })
             .collect();
         let mut entries = Vec::with_capacity(len);
         for _ in 0..len {
@@ -746,12 +300,12 @@ impl Catalog {
                     name.push('-');
                     if rng.percent(70) {
                         let from = name.len();
-                        name.push_str(&title(&mut rng, 3));
+                        name.push_str(&title(&words, &mut rng, 3));
                         al = range(from, name.len());
                         name.push_str(&format!("-{:02}-", 1 + rng.below(16)));
                     }
                     let from = name.len();
-                    name.push_str(&title(&mut rng, 4));
+                    name.push_str(&title(&words, &mut rng, 4));
                     t = range(from, name.len());
                     let per_second = match ext {
                         "flac" => 110_000,
@@ -761,7 +315,7 @@ impl Catalog {
                     size = (120 + rng.below(300)) * per_second + rng.below(1 << 16);
                 }
                 Kind::Video => {
-                    name.push_str(&title(&mut rng, 4));
+                    name.push_str(&title(&words, &mut rng, 4));
                     t = range(0, name.len());
                     name.push_str(&format!(
                         ".{}.{}.{}.{}",
@@ -777,12 +331,12 @@ impl Catalog {
                     a = range(0, name.len());
                     name.push('-');
                     let from = name.len();
-                    name.push_str(&title(&mut rng, 5));
+                    name.push_str(&title(&words, &mut rng, 5));
                     t = range(from, name.len());
                     size = (200 << 10) + rng.below(30 << 20);
                 }
                 Kind::Archive => {
-                    name.push_str(&title(&mut rng, 2));
+                    name.push_str(&title(&words, &mut rng, 2));
                     t = range(0, name.len());
                     name.push_str(&format!("_v{}.{}", 1 + rng.below(9), rng.below(20)));
                     size = (1 << 20) + rng.below(3 << 30);

@@ -1,17 +1,18 @@
 //! Connection tasks: a reader that forwards bytes to the core's task, and a writer that
 //! drains what the core queued for the connection.
 
-use std::cell::Cell;
-use std::io;
+use std::cell::{Cell, RefCell};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use napshare_core::host::Upload;
 use napshare_core::ConnId;
 use smol::channel::{self, Receiver, Sender};
-use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::io::AsyncWriteExt;
 use smol::net::TcpStream;
-use smol::LocalExecutor;
+use smol::{Async, LocalExecutor};
 
 /// Something that happened, for the task that owns the core.
 #[derive(Debug)]
@@ -91,17 +92,42 @@ impl Link {
 /// Size of one read.
 const READ_BUF: usize = 64 * 1024;
 
-async fn read(id: ConnId, mut stream: TcpStream, inputs: Sender<Input>) {
-    let mut buf = vec![0; READ_BUF];
+thread_local! {
+    /// The one read buffer of all reader tasks: they all run on the executor's thread, and
+    /// a task waits for readiness without holding a buffer, so an idle connection costs
+    /// no buffer at all.
+    static READ: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
+}
+
+/// What one read found.
+enum Got {
+    Bytes(Vec<u8>),
+    Again,
+    End,
+}
+
+async fn read(id: ConnId, stream: TcpStream, inputs: Sender<Input>) {
+    let stream: Arc<Async<std::net::TcpStream>> = stream.into();
     loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if inputs
-                    .send(Input::Bytes(id, buf[..n].to_vec()))
-                    .await
-                    .is_err()
-                {
+        if stream.readable().await.is_err() {
+            break;
+        }
+        let got = READ.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            let mut socket: &std::net::TcpStream = stream.get_ref();
+            match socket.read(&mut buf) {
+                Ok(0) => Got::End,
+                Ok(n) => Got::Bytes(buf[..n].to_vec()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Got::Again,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => Got::Again,
+                Err(_) => Got::End,
+            }
+        });
+        match got {
+            Got::Again => {}
+            Got::End => break,
+            Got::Bytes(data) => {
+                if inputs.send(Input::Bytes(id, data)).await.is_err() {
                     return;
                 }
             }

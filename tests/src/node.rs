@@ -427,12 +427,7 @@ impl ServerProc {
 
     /// Sends the process a signal by name (`TERM`, `INT`, `STOP`, `CONT`, ...).
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name} failed");
+        signal(&self.child, name);
     }
 }
 
@@ -657,12 +652,7 @@ impl ClientProc {
 
     /// Sends the process a signal by name (`TERM`, `INT`, `STOP`, `CONT`, ...).
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name} failed");
+        signal(&self.child, name);
     }
 }
 
@@ -910,4 +900,14 @@ pub fn show(bytes: &[u8]) -> String {
     } else {
         format!("b\"{shown}\"")
     }
+}
+
+/// Sends `child` a signal by name (`TERM`, `INT`, `STOP`, `CONT`, ...).
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} failed");
 }

@@ -406,13 +406,7 @@ impl ServerProc {
     /// Where clients connect.
     /// Waits for the process to end by itself; fails the test after `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        match wait_timeout(&mut self.child, timeout) {
-            Ok(Some(status)) => status,
-            Ok(None) => self.out.fail(&format!(
-                "still running {timeout:?} after it was expected to exit"
-            )),
-            Err(e) => self.out.fail(&format!("cannot wait for it: {e}")),
-        }
+        wait_exit(&mut self.child, &self.out, timeout)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -421,8 +415,7 @@ impl ServerProc {
 
     /// Kills the server (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill(&mut self.child);
     }
 
     /// Sends the process a signal by name (`TERM`, `INT`, `STOP`, `CONT`, ...).
@@ -635,19 +628,12 @@ impl ClientProc {
 
     /// Waits for the process to exit; fails the test if it does not within `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        match wait_timeout(&mut self.child, timeout) {
-            Ok(Some(status)) => status,
-            Ok(None) => self.out.fail(&format!(
-                "still running {timeout:?} after it was expected to exit"
-            )),
-            Err(e) => self.out.fail(&format!("cannot wait for it: {e}")),
-        }
+        wait_exit(&mut self.child, &self.out, timeout)
     }
 
     /// Kills the process (SIGKILL: no `LEAVE`, no goodbye) and reaps it.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill(&mut self.child);
     }
 
     /// Sends the process a signal by name (`TERM`, `INT`, `STOP`, `CONT`, ...).
@@ -910,4 +896,21 @@ fn signal(child: &Child, name: &str) {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill -{name} failed");
+}
+
+/// Waits for `child` to end by itself; fails the test (showing `out`) after `timeout`.
+fn wait_exit(child: &mut Child, out: &Output, timeout: Duration) -> ExitStatus {
+    match wait_timeout(child, timeout) {
+        Ok(Some(status)) => status,
+        Ok(None) => out.fail(&format!(
+            "still running {timeout:?} after it was expected to exit"
+        )),
+        Err(e) => out.fail(&format!("cannot wait for it: {e}")),
+    }
+}
+
+/// Kills `child` (SIGKILL) and reaps it.
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mio::{Events, Interest, Poll, Token, Waker};
-use napshare_core::client::{Client, ClientConfig, Command, SharedFile};
-use napshare_core::host::{drain, on_stop_signal, spawn_stdin_reader, ClientIo, Disk, Ui, Upload};
+use napshare_core::client::{Client, Command};
+use napshare_core::host::{drain, feed, ClientIo, ClientSetup, Disk, Ui, Upload};
 use napshare_core::{ConnId, Transmit};
 
 use crate::conn::{Conn, ReadEnd};
@@ -27,41 +27,26 @@ struct Io {
 }
 
 /// Runs a client until it leaves (status 0) or loses the server (status 1).
-pub fn run(
-    listener: mio::net::TcpListener,
-    config: ClientConfig,
-    files: Vec<SharedFile>,
-) -> io::Result<i32> {
+pub fn run(listener: mio::net::TcpListener, setup: ClientSetup) -> io::Result<i32> {
     let mut listener = listener;
     let poll = Poll::new()?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
-    // The loop keeps a handle on the waker: were the stdin thread's the last one, the
+    // The loop keeps a handle on the waker: were an input thread's the last one, the
     // waker would close when that thread ends, and its last wake-up could be lost.
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let _keep_waker = Arc::clone(&waker);
-    let (lines_tx, lines) = mpsc::channel();
-    // A stop signal is the end of input: the client leaves the network, then exits.
-    let (stop_tx, stop_waker) = (lines_tx.clone(), Arc::clone(&waker));
-    on_stop_signal(move || {
-        if stop_tx.send(None).is_ok() {
-            let _ = stop_waker.wake();
-        }
-    })?;
-    spawn_stdin_reader(move |line| {
+    let (inputs_tx, inputs) = mpsc::channel();
+    let (mut client, ui) = setup.start(Instant::now(), move |input| {
         // The loop may be gone already when input ends; nothing to do then.
-        if lines_tx.send(line).is_ok() {
-            let _ = waker.wake();
-        }
-    });
-
+        inputs_tx.send(input).is_ok() && waker.wake().is_ok()
+    })?;
     let mut io = Io {
         poll,
         conns: HashMap::new(),
         disk: Disk::new(),
-        ui: Ui::new(),
+        ui,
     };
-    let mut client = Client::new(Instant::now(), config, files);
     let mut events = Events::with_capacity(256);
     let mut buf = vec![0; READ_BUF];
     io.drain(&mut client, Instant::now());
@@ -73,9 +58,8 @@ pub fn run(
             match event.token() {
                 LISTENER => io.accept_all(&listener, &mut client, now),
                 WAKER => {
-                    while let Ok(line) = lines.try_recv() {
-                        client.handle_input(now, line.as_deref());
-                        io.drain(&mut client, now);
+                    while let Ok(input) = inputs.try_recv() {
+                        feed(&mut client, &mut io, now, input);
                     }
                 }
                 t => io.on_ready(&mut client, ConnId(t.0 as u64), event, &mut buf, now),

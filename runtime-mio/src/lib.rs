@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use mio::net::TcpListener;
 use mio::{Events, Poll, Token};
-use napshare_core::client::{ClientConfig, SharedFile};
-use napshare_core::host::Runtime;
+use napshare_core::host::{ClientSetup, Runtime};
 use napshare_core::server::ServerConfig;
 use napshare_core::ConnId;
 
@@ -36,12 +35,8 @@ impl Runtime for Mio {
         server::run(listener, config)
     }
 
-    fn run_client(
-        listener: TcpListener,
-        config: ClientConfig,
-        files: Vec<SharedFile>,
-    ) -> io::Result<i32> {
-        client::run(listener, config, files)
+    fn run_client(listener: TcpListener, setup: ClientSetup) -> io::Result<i32> {
+        client::run(listener, setup)
     }
 }
 

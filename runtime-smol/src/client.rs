@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::io;
 use std::time::Instant;
 
-use napshare_core::client::{Client, ClientConfig, Command, SharedFile};
-use napshare_core::host::{drain, on_stop_signal, spawn_stdin_reader, ClientIo, Disk, Ui, Upload};
+use napshare_core::client::{Client, Command};
+use napshare_core::host::{drain, feed, ClientIo, ClientSetup, Disk, Ui, Upload};
 use napshare_core::{ConnId, Transmit};
 use smol::channel::{self, Sender};
 use smol::net::{TcpListener, TcpStream};
@@ -16,13 +16,9 @@ use crate::conn::{Input, Link, Write};
 use crate::next_input;
 
 /// Runs a client until it leaves (status 0) or loses the server (status 1).
-pub fn run(
-    listener: Async<std::net::TcpListener>,
-    config: ClientConfig,
-    files: Vec<SharedFile>,
-) -> io::Result<i32> {
+pub fn run(listener: Async<std::net::TcpListener>, setup: ClientSetup) -> io::Result<i32> {
     let ex = LocalExecutor::new();
-    smol::block_on(ex.run(client(&ex, listener, config, files)))
+    smol::block_on(ex.run(client(&ex, listener, setup)))
 }
 
 struct Io<'a> {
@@ -36,31 +32,23 @@ struct Io<'a> {
 async fn client(
     ex: &LocalExecutor<'static>,
     listener: Async<std::net::TcpListener>,
-    config: ClientConfig,
-    files: Vec<SharedFile>,
+    setup: ClientSetup,
 ) -> io::Result<i32> {
     let listener = TcpListener::from(listener);
     let (inputs_tx, inputs) = channel::bounded(1024);
     ex.spawn(accept(listener, inputs_tx.clone())).detach();
-    // A stop signal is the end of input: the client leaves the network, then exits.
-    let stop_tx = inputs_tx.clone();
-    on_stop_signal(move || {
-        let _ = stop_tx.send_blocking(Input::Line(None));
-    })?;
-    let stdin_tx = inputs_tx.clone();
-    spawn_stdin_reader(move |line| {
+    let host_tx = inputs_tx.clone();
+    let (mut client, ui) = setup.start(Instant::now(), move |input| {
         // The loop may be gone already when input ends; nothing to do then.
-        let _ = stdin_tx.send_blocking(Input::Line(line));
-    });
-
+        host_tx.send_blocking(Input::Host(input)).is_ok()
+    })?;
     let mut io = Io {
         ex,
         inputs: inputs_tx,
         links: HashMap::new(),
         disk: Disk::new(),
-        ui: Ui::new(),
+        ui,
     };
-    let mut client = Client::new(Instant::now(), config, files);
     let mut timer = Timer::never();
     drain(&mut client, &mut io, Instant::now());
     while client.exit_status().is_none() {
@@ -86,7 +74,7 @@ async fn client(
                 io.links.remove(&id);
                 client.handle_closed(now, id);
             }
-            Some(Input::Line(line)) => client.handle_input(now, line.as_deref()),
+            Some(Input::Host(input)) => feed(&mut client, &mut io, now, input),
             Some(Input::Sent(id)) => client.handle_sent(now, id),
             None => client.handle_timeout(now),
         }

@@ -24,8 +24,8 @@ pub enum Input {
     Connected(ConnId, io::Result<TcpStream>),
     /// A file range sent as a framed reply is written.
     Sent(ConnId),
-    /// A line of standard input, `None` at its end.
-    Line(Option<String>),
+    /// From the user's side of a client (standard input, stop signals).
+    Host(napshare_core::host::Input),
 }
 
 /// Work for a connection's writer, in order.

@@ -8,8 +8,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use napshare_core::client::{ClientConfig, SharedFile};
-use napshare_core::host::Runtime;
+use napshare_core::host::{ClientSetup, Runtime};
 use napshare_core::server::ServerConfig;
 use smol::{future, Async, Timer};
 
@@ -35,12 +34,8 @@ impl Runtime for Smol {
         server::run(listener, config)
     }
 
-    fn run_client(
-        listener: Self::Listener,
-        config: ClientConfig,
-        files: Vec<SharedFile>,
-    ) -> io::Result<i32> {
-        client::run(listener, config, files)
+    fn run_client(listener: Self::Listener, setup: ClientSetup) -> io::Result<i32> {
+        client::run(listener, setup)
     }
 }
 

@@ -57,7 +57,7 @@ async fn serve(
                     link.send(Write::Close);
                 }
             }
-            Some(Input::Connected(..) | Input::Line(_) | Input::Sent(_)) => {}
+            Some(Input::Connected(..) | Input::Host(_) | Input::Sent(_)) => {}
             None => server.handle_timeout(now),
         }
         while let Some(t) = server.poll_transmit() {

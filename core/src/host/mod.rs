@@ -10,6 +10,7 @@
 pub mod cli;
 mod disk;
 mod drain;
+mod front;
 mod log;
 mod run;
 mod stdin;
@@ -17,7 +18,8 @@ mod ui;
 
 pub use disk::{hash_file, resolve_server, scan_shared, Disk, Upload};
 pub use drain::{drain, ClientIo};
+pub use front::{feed, ClientSetup, Input};
 pub use log::{init_logs, log_no_room, log_opened, log_server_event};
 pub use run::{main, Runtime};
-pub use stdin::{on_stop_signal, spawn_stdin_reader};
+pub use stdin::on_stop_signal;
 pub use ui::Ui;

@@ -5,11 +5,11 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
-use crate::client::{ClientConfig, SharedFile};
+use crate::client::ClientConfig;
 use crate::server::ServerConfig;
 
 use super::cli::{ask_mode, Cli, ClientArgs, Mode, ServerArgs};
-use super::{init_logs, on_stop_signal, resolve_server, scan_shared};
+use super::{init_logs, on_stop_signal, resolve_server, scan_shared, ClientSetup};
 use crate::wire::CLASSIC_PEER_PORT;
 
 /// An event loop that can drive the core's state machines.
@@ -28,11 +28,7 @@ pub trait Runtime {
 
     /// Runs a client whose file server is `listener`; returns its exit status
     /// ([`crate::client::Client::exit_status`]).
-    fn run_client(
-        listener: Self::Listener,
-        config: ClientConfig,
-        files: Vec<SharedFile>,
-    ) -> io::Result<i32>;
+    fn run_client(listener: Self::Listener, setup: ClientSetup) -> io::Result<i32>;
 }
 
 /// The whole `napshare` command on runtime `R`; `bin` is the name it was installed under.
@@ -115,7 +111,12 @@ fn client<R: Runtime>(args: &ClientArgs) -> Result<ExitCode, String> {
         downloads_dir: args.downloads.clone(),
         peer_port: peer_addr.port(),
     };
-    let status = R::run_client(listener, config, files).map_err(|e| e.to_string())?;
+    let setup = ClientSetup {
+        config,
+        files,
+        stdin: true,
+    };
+    let status = R::run_client(listener, setup).map_err(|e| e.to_string())?;
     Ok(ExitCode::from(status.clamp(0, 255) as u8))
 }
 

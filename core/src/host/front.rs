@@ -1,0 +1,62 @@
+//! The user's side of a client process, written once for every runtime: what feeds the
+//! event loop from outside it (standard input, stop signals) and what the loop does with
+//! it. A runtime only moves [`Input`]s from [`ClientSetup::start`]'s `send` into its loop
+//! and hands each to [`feed`].
+
+use std::io;
+use std::time::Instant;
+
+use crate::client::{Client, ClientConfig, SharedFile};
+
+use super::stdin::spawn_stdin_reader;
+use super::{drain, on_stop_signal, ClientIo, Ui};
+
+/// Everything a runtime needs to run one client process.
+#[derive(Debug, Clone)]
+pub struct ClientSetup {
+    pub config: ClientConfig,
+    /// The files found in the shared folder at start.
+    pub files: Vec<SharedFile>,
+    /// Whether commands are read from standard input.
+    pub stdin: bool,
+}
+
+/// Something from outside the event loop for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A line the user typed.
+    Line(String),
+    /// End of input, or a stop signal: the client leaves the network, then exits.
+    End,
+}
+
+impl ClientSetup {
+    /// Builds the client and its [`Ui`], and starts the threads that feed the loop: each
+    /// calls `send` with what it has. `send` must wake the loop, and returns `false` once
+    /// the loop is gone (the thread then stops).
+    pub fn start(
+        self,
+        now: Instant,
+        send: impl Fn(Input) -> bool + Send + Sync + Clone + 'static,
+    ) -> io::Result<(Client, Ui)> {
+        let stop = send.clone();
+        on_stop_signal(move || {
+            stop(Input::End);
+        })?;
+        if self.stdin {
+            spawn_stdin_reader(move |line| {
+                send(line.map_or(Input::End, Input::Line));
+            });
+        }
+        Ok((Client::new(now, self.config, self.files), Ui::new()))
+    }
+}
+
+/// Hands one input to the client and carries out what follows from it.
+pub fn feed(client: &mut Client, io: &mut impl ClientIo, now: Instant, input: Input) {
+    match input {
+        Input::Line(line) => client.handle_input(now, Some(&line)),
+        Input::End => client.handle_input(now, None),
+    }
+    drain(client, io, now);
+}

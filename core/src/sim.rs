@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::client::{
-    Client, ClientConfig, ClientEvent, Command, DownloadId, SearchHit, SharedFile,
+    Client, ClientConfig, ClientEvent, Command, DownloadId, Goal, SearchHit, SharedFile,
 };
 use crate::command::{CommandError, UserCommand};
 use crate::hash::{piece_span, FileHasher, PieceHashes};
@@ -227,6 +227,8 @@ pub struct Sim {
     ends: BTreeMap<(Host, ConnId), (u64, usize)>,
     next_link: u64,
     dials: VecDeque<Dial>,
+    /// Fault: nothing listens at [`SERVER_ADDR`]: dials to it are refused.
+    server_down: bool,
 }
 
 impl Sim {
@@ -243,6 +245,7 @@ impl Sim {
             ends: BTreeMap::new(),
             next_link: 0,
             dials: VecDeque::new(),
+            server_down: false,
         }
     }
 
@@ -270,6 +273,16 @@ impl Sim {
     /// # Panics
     /// Past 250 clients: the simulated subnet is full.
     pub fn add_client_with_port(&mut self, peer_port: u16, files: &[(&str, &[u8])]) -> usize {
+        self.add_node(peer_port, files, None)
+    }
+
+    /// Starts a one-shot client with `goal` that shares nothing, as `napshare search` or
+    /// `napshare get` does; it exits by itself ([`Client::exit_status`]).
+    pub fn add_goal_client(&mut self, goal: Goal) -> usize {
+        self.add_node(CLASSIC_PEER_PORT, &[], Some(goal))
+    }
+
+    fn add_node(&mut self, peer_port: u16, files: &[(&str, &[u8])], goal: Option<Goal>) -> usize {
         let i = self.nodes.len();
         let host = u8::try_from(i + 2)
             .ok()
@@ -281,6 +294,7 @@ impl Sim {
             shared_dir: root.join("public"),
             downloads_dir: root.join("downloads"),
             peer_port,
+            goal,
         };
         let fs = Fs {
             shared: files
@@ -434,6 +448,13 @@ impl Sim {
 
     /// Connections accepted by client `i`'s file server from now on are reset once `after`
     /// bytes of the upload went through; `None` stops cutting.
+    /// From now on connections to the index server are refused (`true`), as when it is
+    /// down or the address is wrong, or accepted again (`false`). Open sessions stay up:
+    /// see [`Sim::cut_server_link`].
+    pub fn refuse_server(&mut self, down: bool) {
+        self.server_down = down;
+    }
+
     /// Client `i` sends every file range with its first byte flipped (or stops doing so).
     pub fn corrupt_uploads(&mut self, i: usize, corrupt: bool) {
         self.nodes[i].corrupt_uploads = corrupt;
@@ -939,7 +960,7 @@ impl Sim {
     /// Who accepts connections at `addr`, if anyone.
     fn listener(&self, addr: SocketAddr) -> Option<Host> {
         if addr == SERVER_ADDR {
-            return Some(Host::Server);
+            return (!self.server_down).then_some(Host::Server);
         }
         self.nodes
             .iter()

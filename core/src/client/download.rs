@@ -47,6 +47,13 @@ pub(super) struct Download {
     reported: u64,
 }
 
+impl Download {
+    /// Its peers are picked: it is past the search that finds them.
+    pub(super) fn planned(&self) -> bool {
+        !matches!(self.state, State::Lookup { .. })
+    }
+}
+
 #[derive(Debug)]
 enum State {
     /// Waiting for the search that says who has the file.
@@ -400,6 +407,10 @@ impl Client {
         let Some(d) = self.downloads.remove(&id) else {
             return;
         };
+        let status = match result {
+            Ok(()) => super::exit::OK,
+            Err(_) => super::exit::FAILED,
+        };
         self.events.push_back(match result {
             Ok(()) => ClientEvent::DownloadDone {
                 path: self.config.downloads_dir.join(&d.name),
@@ -412,6 +423,7 @@ impl Client {
                 reason: format!("cannot save the file: {reason}"),
             },
         });
+        self.goal_download_ended(id, status);
     }
 
     /// Gives up a download, closing its connections and keeping what it has in the partial
@@ -438,6 +450,12 @@ impl Client {
             name: d.name,
             reason,
         });
+        // Given up before any peer was picked: no peer lists it.
+        let status = match d.state {
+            State::Lookup { .. } => super::exit::NOT_FOUND,
+            _ => super::exit::FAILED,
+        };
+        self.goal_download_ended(id, status);
     }
 
     // ---- classic ----

@@ -41,6 +41,8 @@ pub struct ClientConfig {
     pub downloads_dir: PathBuf,
     /// The port this client's file server listens on.
     pub peer_port: u16,
+    /// A one-shot client's goal ([`Goal`]); `None` for a client driven by its user.
+    pub goal: Option<Goal>,
 }
 
 /// A file this client shares, found by the driver in the shared folder and hashed.
@@ -118,11 +120,14 @@ pub enum Command {
 
 mod download;
 mod event;
+mod goal;
 mod session;
 mod upload;
 
 use download::Download;
 pub use event::ClientEvent;
+use goal::GoalRun;
+pub use goal::{exit, Goal};
 use session::{Link, Pending, Session};
 
 #[derive(Debug)]
@@ -153,13 +158,13 @@ pub struct Client {
     commands: VecDeque<Command>,
     events: VecDeque<ClientEvent>,
     exit: Option<i32>,
+    goal: Option<GoalRun>,
 }
 
 impl Client {
     /// Starts a client that will join `config.server` and share `files` (the regular files
     /// found in the shared folder).
     pub fn new(now: Instant, config: ClientConfig, files: Vec<SharedFile>) -> Self {
-        let _ = now;
         let server_conn = ConnId(0);
         let mut c = Self {
             session: Session {
@@ -194,6 +199,7 @@ impl Client {
             }]),
             events: VecDeque::new(),
             exit: None,
+            goal: config.goal.clone().map(GoalRun::new),
             config,
         };
         c.session.queue.push_back(Pending::Join);
@@ -202,6 +208,7 @@ impl Client {
                 c.share(f.name, f.pieces);
             }
         }
+        c.start_goal(now);
         c
     }
 
@@ -241,6 +248,7 @@ impl Client {
             Some(Role::Download(id)) => {
                 let why = format!("cannot connect: {reason}");
                 self.download_closed(id, conn, Some(&why));
+                self.pump(now);
             }
             _ => {}
         }
@@ -270,6 +278,7 @@ impl Client {
             Some(Role::Download(id)) => {
                 let id = *id;
                 self.download_bytes(id, conn, data);
+                self.pump(now);
             }
             None => {}
         }
@@ -293,7 +302,10 @@ impl Client {
                 self.session.link = Link::Down;
                 self.lose_server(now, "the server closed the connection".into());
             }
-            Some(Role::Download(id)) => self.download_closed(id, conn, None),
+            Some(Role::Download(id)) => {
+                self.download_closed(id, conn, None);
+                self.pump(now);
+            }
             _ => {}
         }
         self.transmits.remove(&conn);
@@ -322,7 +334,7 @@ impl Client {
     /// The result of a [`Command::OpenPart`]: how many bytes the partial file holds.
     pub fn handle_part_opened(
         &mut self,
-        _now: Instant,
+        now: Instant,
         download: DownloadId,
         result: Result<u64, String>,
     ) {
@@ -330,16 +342,19 @@ impl Client {
             Ok(existing) => self.part_opened(download, existing),
             Err(e) => self.fail_download(download, format!("cannot open the partial file: {e}")),
         }
+        self.pump(now);
     }
 
     /// The result of a [`Command::CheckPart`]: which pieces of the partial file are good.
-    pub fn handle_part_checked(&mut self, _now: Instant, download: DownloadId, good: &[bool]) {
+    pub fn handle_part_checked(&mut self, now: Instant, download: DownloadId, good: &[bool]) {
         self.part_checked(download, good);
+        self.pump(now);
     }
 
     /// A [`Command::WritePart`] failed (or another write to the partial file).
-    pub fn handle_download_io(&mut self, _now: Instant, download: DownloadId, reason: &str) {
+    pub fn handle_download_io(&mut self, now: Instant, download: DownloadId, reason: &str) {
         self.fail_download(download, format!("cannot write the file: {reason}"));
+        self.pump(now);
     }
 
     /// The result of a [`Command::CommitPart`].
@@ -350,6 +365,7 @@ impl Client {
         result: Result<(), String>,
     ) {
         self.download_committed(now, download, result);
+        self.pump(now);
     }
 
     // ---- inputs: time and the user ----
@@ -435,13 +451,7 @@ impl Client {
                 });
             }
             UserCommand::Download { peer, name } => self.start_download(now, peer, name),
-            UserCommand::Leave => {
-                self.session.leaving = true;
-                self.session.queue.push_back(Pending::Leave);
-                if self.session.link == Link::Down {
-                    self.finish_leave();
-                }
-            }
+            UserCommand::Leave => self.begin_leave(),
             UserCommand::Help => self.events.push_back(ClientEvent::Help),
         }
         self.pump(now);
@@ -494,7 +504,7 @@ impl Client {
     }
 
     /// `Some(status)` once the client is done: 0 after `LEAVE`, non-zero when the server
-    /// was lost. The driver then exits.
+    /// was lost, and a one-shot client's outcome (see [`exit`]). The driver then exits.
     pub fn exit_status(&self) -> Option<i32> {
         self.exit
     }

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::goal::OnServerLost;
 use super::{Client, ClientEvent, Command, DownloadId, SearchHit};
 use crate::hash::{ContentHash, PieceHashes};
 use crate::wire::{ExtReply, ExtRequest, LineBuf, Reply, Request, EXT_TOKEN};
@@ -308,15 +309,17 @@ impl Client {
             return self.plan_download(id, &hits);
         }
         self.last_hits.clone_from(&hits);
+        let found = !hits.is_empty();
         self.events
             .push_back(ClientEvent::SearchDone { pattern, hits });
+        self.goal_searched(found);
     }
 
     pub(super) fn finish_leave(&mut self) {
         if self.exit.is_some() {
             return;
         }
-        self.exit = Some(0);
+        self.exit = Some(self.leave_status());
         self.close_all();
         self.events.push_back(ClientEvent::Left);
     }
@@ -330,8 +333,9 @@ impl Client {
         if self.session.leaving {
             return self.finish_leave();
         }
-        if !self.session.joined_once {
-            self.exit = Some(1);
+        let on_lost = self.goal_on_server_lost();
+        if !self.session.joined_once || matches!(on_lost, OnServerLost::GiveUp) {
+            self.exit = Some(super::exit::ERROR);
             self.close_all();
             return self.events.push_back(ClientEvent::ServerLost {
                 reason,
@@ -347,6 +351,16 @@ impl Client {
         }
         s.rx = LineBuf::new(crate::wire::MAX_LINE);
         s.last_rx = None;
+        if matches!(on_lost, OnServerLost::Detach) {
+            // A one-shot download needs only its peers: let it end, then exit.
+            s.leaving = true;
+            s.in_flight = None;
+            s.queue.clear();
+            return self.events.push_back(ClientEvent::ServerLost {
+                reason,
+                retry_in: None,
+            });
+        }
         let wait = s.backoff;
         s.backoff = (wait * 2).min(MAX_BACKOFF);
         s.reconnect_at = Some(now + wait);

@@ -6,13 +6,15 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use super::help;
+
 /// napshare: a Napster-style peer-to-peer file sharer.
 ///
 /// Run one index server, then any number of clients; clients search the server and
 /// download straight from each other. With no arguments it asks, like the seed, which one
 /// to run.
 #[derive(Debug, Parser)]
-#[command(name = "napshare", version, about, long_about)]
+#[command(name = "napshare", version, about, long_about, after_help = help::TOP)]
 pub struct Cli {
     #[command(subcommand)]
     pub mode: Option<Mode>,
@@ -21,11 +23,23 @@ pub struct Cli {
 #[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
 pub enum Mode {
     /// Run the index server.
-    #[command(alias = "servidor")]
+    #[command(alias = "servidor", after_help = help::SERVER)]
     Server(ServerArgs),
     /// Run a client: join a server, share a folder, then read commands from standard input.
-    #[command(alias = "cliente")]
+    #[command(alias = "cliente", after_help = help::CLIENT)]
     Client(ClientArgs),
+    /// Search the network once, print the results and exit (for scripts).
+    #[command(after_help = help::SEARCH)]
+    Search(SearchArgs),
+    /// Download one file by name from every peer that has it, then exit (for scripts).
+    #[command(after_help = help::GET)]
+    Get(GetArgs),
+    /// Share a folder with no prompt until stopped (SIGINT or SIGTERM).
+    #[command(after_help = help::SHARE)]
+    Share(ShareArgs),
+    /// Print a shell completion script on standard output.
+    #[command(after_help = help::COMPLETIONS)]
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Clone, Args, PartialEq, Eq)]
@@ -74,6 +88,61 @@ pub struct ClientArgs {
     /// 1235 is taken].
     #[arg(long)]
     pub peer_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Args, PartialEq, Eq)]
+pub struct SearchArgs {
+    /// The index server, as HOST or HOST:PORT (port 1234 when absent).
+    #[arg(long)]
+    pub server: String,
+    /// Case-sensitive part of the file names to find; '' finds everything.
+    pub pattern: String,
+    /// Print the results as one JSON object on standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args, PartialEq, Eq)]
+pub struct GetArgs {
+    /// The index server, as HOST or HOST:PORT (port 1234 when absent).
+    #[arg(long)]
+    pub server: String,
+    /// The file's exact name, as a search shows it.
+    #[arg(value_parser = file_name)]
+    pub name: String,
+    /// Folder to save the file in (created if missing); a partial NAME.part left there by
+    /// an earlier try is resumed.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// Print the outcome as one JSON object on standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args, PartialEq, Eq)]
+pub struct ShareArgs {
+    /// The index server, as HOST or HOST:PORT (port 1234 when absent).
+    #[arg(long)]
+    pub server: String,
+    /// The folder whose files are shared; it must exist.
+    pub dir: PathBuf,
+    /// Address of the file server [default: 0.0.0.0:1235, or a free port when 1235 is
+    /// taken].
+    #[arg(long)]
+    pub peer_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Args, PartialEq, Eq)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    pub shell: clap_complete::Shell,
+}
+
+/// A name `get` can fetch: the file names the protocol allows.
+fn file_name(text: &str) -> Result<String, String> {
+    crate::names::check_file_name(text)
+        .map(|()| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 impl Cli {

@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::client::{Client, ClientConfig, SharedFile};
 
 use super::stdin::spawn_stdin_reader;
-use super::{drain, on_stop_signal, ClientIo, Ui};
+use super::{drain, on_stop_signal, ClientIo, Script, Ui};
 
 /// Everything a runtime needs to run one client process.
 #[derive(Debug, Clone)]
@@ -19,6 +19,8 @@ pub struct ClientSetup {
     pub files: Vec<SharedFile>,
     /// Whether commands are read from standard input.
     pub stdin: bool,
+    /// How a one-shot client (one with a goal) reports; `None` prints events for a user.
+    pub script: Option<Script>,
 }
 
 /// Something from outside the event loop for the client.
@@ -48,7 +50,11 @@ impl ClientSetup {
                 send(line.map_or(Input::End, Input::Line));
             });
         }
-        Ok((Client::new(now, self.config, self.files), Ui::new()))
+        let ui = match self.script {
+            Some(script) => Ui::for_script(script),
+            None => Ui::new(),
+        };
+        Ok((Client::new(now, self.config, self.files), ui))
     }
 }
 

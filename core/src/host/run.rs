@@ -9,7 +9,7 @@ use crate::client::ClientConfig;
 use crate::server::ServerConfig;
 
 use super::cli::{ask_mode, Cli, ClientArgs, Mode, ServerArgs};
-use super::{init_logs, on_stop_signal, resolve_server, scan_shared, ClientSetup};
+use super::{init_logs, on_stop_signal, oneshot, resolve_server, scan_shared, ClientSetup};
 use crate::wire::CLASSIC_PEER_PORT;
 
 /// An event loop that can drive the core's state machines.
@@ -43,7 +43,12 @@ pub fn main<R: Runtime>(bin: &'static str) -> ExitCode {
     };
     let result = match mode {
         Mode::Server(args) => server::<R>(&args),
-        Mode::Client(args) => client::<R>(&args),
+        Mode::Client(args) => client::<R>(&args, true),
+        Mode::Share(args) => oneshot::share::<R>(&args),
+        // One-shot commands report their own failures (as JSON too, with --json).
+        Mode::Search(args) => return oneshot::search::<R>(&args),
+        Mode::Get(args) => return oneshot::get::<R>(&args),
+        Mode::Completions(args) => return oneshot::completions(bin, args.shell),
     };
     match result {
         Ok(code) => code,
@@ -83,7 +88,9 @@ fn server<R: Runtime>(args: &ServerArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn client<R: Runtime>(args: &ClientArgs) -> Result<ExitCode, String> {
+/// A client sharing `args.shared`; it reads commands from standard input when `stdin`
+/// (`napshare share` reads none).
+pub(super) fn client<R: Runtime>(args: &ClientArgs, stdin: bool) -> Result<ExitCode, String> {
     let server = resolve_server(&args.server)
         .map_err(|e| format!("cannot resolve server {}: {e}", args.server))?;
     let (listener, fell_back) = bind_peer_listener::<R>(args.peer_listen)
@@ -110,11 +117,13 @@ fn client<R: Runtime>(args: &ClientArgs) -> Result<ExitCode, String> {
         shared_dir: args.shared.clone(),
         downloads_dir: args.downloads.clone(),
         peer_port: peer_addr.port(),
+        goal: None,
     };
     let setup = ClientSetup {
         config,
         files,
-        stdin: true,
+        stdin,
+        script: None,
     };
     let status = R::run_client(listener, setup).map_err(|e| e.to_string())?;
     Ok(ExitCode::from(status.clamp(0, 255) as u8))

@@ -8,10 +8,14 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::client::ClientEvent;
 
+use super::Script;
+
 /// Prints a client's events on standard output.
 pub struct Ui {
     bars: Option<MultiProgress>,
     progress: BTreeMap<String, Progress>,
+    /// A one-shot client's: it shows events its own way (see [`Script`]).
+    script: Option<(Script, Option<u64>)>,
 }
 
 enum Progress {
@@ -35,10 +39,23 @@ impl Ui {
         Self {
             bars,
             progress: BTreeMap::new(),
+            script: None,
+        }
+    }
+
+    /// For a one-shot client: events on standard error, the result kept for its end.
+    pub fn for_script(script: Script) -> Self {
+        Self {
+            bars: None,
+            progress: BTreeMap::new(),
+            script: Some((script, None)),
         }
     }
 
     pub fn show(&mut self, event: &ClientEvent) {
+        if let Some((script, progress)) = &mut self.script {
+            return script.show(event, progress);
+        }
         match event {
             ClientEvent::DownloadStarted { name, size, .. } => {
                 self.line(&event.to_string());

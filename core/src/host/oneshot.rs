@@ -1,0 +1,456 @@
+//! The subcommands for scripts: `search` and `get` run a client with a [`Goal`] (the core
+//! sequences join, search or download, and leave, and picks the exit status), `share` runs
+//! a client that reads no commands, and `completions` prints a shell's completion script.
+//!
+//! What a one-shot client prints: its result on standard output (a table or the saved
+//! path, or with `--json` exactly one JSON object), everything else on standard error.
+//! The result is printed once the client has exited, from what its events recorded and
+//! the exit status it chose.
+
+use std::fmt::Write as _;
+use std::io::{self, Write as _};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use clap::CommandFactory;
+
+use crate::client::{exit, ClientConfig, ClientEvent, Goal, SearchHit};
+
+use super::cli::{Cli, ClientArgs, GetArgs, SearchArgs, ShareArgs};
+use super::run::{client, Runtime};
+use super::{hash_file, resolve_server, ClientSetup};
+
+/// How a one-shot client reports ([`ClientSetup::script`]).
+#[derive(Debug, Clone, Default)]
+pub struct Script {
+    /// The result as JSON.
+    pub json: bool,
+    /// What the client's events said, read once it has exited.
+    record: Arc<Mutex<Record>>,
+}
+
+/// What a one-shot client's events said that its result is made of.
+#[derive(Debug, Default)]
+struct Record {
+    search: Option<Vec<SearchHit>>,
+    saved: Option<Saved>,
+    /// Why it did not work, as last reported.
+    problem: Option<String>,
+}
+
+#[derive(Debug)]
+struct Saved {
+    name: String,
+    bytes: u64,
+    elapsed: Duration,
+    path: PathBuf,
+}
+
+impl Script {
+    fn record(&self) -> std::sync::MutexGuard<'_, Record> {
+        self.record.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Shows one event (on standard error) and records what the result needs.
+    pub(super) fn show(&mut self, event: &ClientEvent, progress: &mut Option<u64>) {
+        let mut record = self.record();
+        match event {
+            ClientEvent::SearchDone { hits, .. } => {
+                record.search = Some(hits.clone());
+                return;
+            }
+            ClientEvent::DownloadDone {
+                name,
+                bytes,
+                elapsed,
+                path,
+            } => {
+                record.saved = Some(Saved {
+                    name: name.clone(),
+                    bytes: *bytes,
+                    elapsed: *elapsed,
+                    path: path.clone(),
+                });
+            }
+            ClientEvent::DownloadFailed { name, reason } => {
+                record.problem = Some(format!("download of {name} failed: {reason}"));
+            }
+            ClientEvent::ServerLost { reason, .. } => {
+                record.problem = Some(format!("lost the server: {reason}"));
+            }
+            ClientEvent::Error(msg) => record.problem = Some(msg.clone()),
+            ClientEvent::DownloadStarted { .. } => *progress = Some(0),
+            ClientEvent::DownloadProgress {
+                done,
+                size: Some(size),
+                ..
+            } if *size > 0 => {
+                // A line per quarter of the file, as the interactive client does off a
+                // terminal.
+                let quarter = done * 4 / size;
+                let last = progress.get_or_insert(0);
+                if quarter <= *last || quarter >= 4 {
+                    return;
+                }
+                *last = quarter;
+            }
+            ClientEvent::DownloadProgress { .. } => return,
+            _ => {}
+        }
+        eprintln!("{event}");
+    }
+}
+
+// ---- the subcommands ----
+
+/// `napshare search`.
+pub(super) fn search<R: Runtime>(args: &SearchArgs) -> ExitCode {
+    let goal = Goal::Search {
+        pattern: args.pattern.clone(),
+    };
+    let script = Script {
+        json: args.json,
+        ..Script::default()
+    };
+    let status = one_shot::<R>(&args.server, goal, PathBuf::from("."), script.clone());
+    let out = match status {
+        Ok(status @ (exit::OK | exit::NOT_FOUND)) => {
+            let hits = script.record().search.take().unwrap_or_default();
+            if hits.is_empty() {
+                eprintln!("search {:?}: no results", args.pattern);
+            }
+            let text = if script.json {
+                search_json(&args.pattern, &hits)
+            } else {
+                search_table(&hits)
+            };
+            return finish(status, &text);
+        }
+        Ok(status) => (status, script.record().problem.take()),
+        Err(msg) => (exit::ERROR, Some(msg)),
+    };
+    failed(out, script.json)
+}
+
+/// `napshare get`.
+pub(super) fn get<R: Runtime>(args: &GetArgs) -> ExitCode {
+    let script = Script {
+        json: args.json,
+        ..Script::default()
+    };
+    let out = std::fs::create_dir_all(&args.out)
+        .and_then(|()| std::path::absolute(&args.out))
+        .map_err(|e| format!("cannot use folder {}: {e}", args.out.display()));
+    let goal = Goal::Get {
+        name: args.name.clone(),
+    };
+    let status = out.and_then(|dir| one_shot::<R>(&args.server, goal, dir, script.clone()));
+    let out = match status {
+        Ok(exit::OK) => match script.record().saved.take() {
+            Some(saved) => {
+                let text = if script.json {
+                    match hash_file(&saved.path) {
+                        Ok(pieces) => get_json(&saved, &pieces.root().to_string()),
+                        Err(e) => {
+                            let msg = format!("cannot read {}: {e}", saved.path.display());
+                            return failed((exit::ERROR, Some(msg)), true);
+                        }
+                    }
+                } else {
+                    format!("{}\n", saved.path.display())
+                };
+                return finish(exit::OK, &text);
+            }
+            None => (
+                exit::ERROR,
+                Some("the download was not reported".to_owned()),
+            ),
+        },
+        Ok(status) => (status, script.record().problem.take()),
+        Err(msg) => (exit::ERROR, Some(msg)),
+    };
+    failed(out, script.json)
+}
+
+/// `napshare share`: a client on `DIR` that reads no commands; a stop signal leaves.
+pub(super) fn share<R: Runtime>(args: &ShareArgs) -> Result<ExitCode, String> {
+    if !args.dir.is_dir() {
+        return Err(format!("{} is not a folder", args.dir.display()));
+    }
+    let client_args = ClientArgs {
+        server: args.server.clone(),
+        shared: args.dir.clone(),
+        // Nothing is downloaded without commands; the shared folder exists already.
+        downloads: args.dir.clone(),
+        peer_listen: args.peer_listen,
+    };
+    // Built by the same code as an interactive client's, so whatever that client does
+    // with its shared folder (such as watching it) `share` does too.
+    client::<R>(&client_args, false)
+}
+
+/// `napshare completions SHELL`: the script on standard output.
+pub(super) fn completions(bin: &'static str, shell: clap_complete::Shell) -> ExitCode {
+    let mut cmd = Cli::command().name(bin).bin_name(bin);
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, bin, &mut out);
+    finish(exit::OK, &String::from_utf8_lossy(&out))
+}
+
+/// Runs a client with `goal` that shares nothing, until it exits; returns its status.
+fn one_shot<R: Runtime>(
+    server: &str,
+    goal: Goal,
+    downloads_dir: PathBuf,
+    script: Script,
+) -> Result<i32, String> {
+    let server =
+        resolve_server(server).map_err(|e| format!("cannot resolve server {server}: {e}"))?;
+    // A file server for JOIN's port; it shares nothing, so loopback is enough.
+    let listener = R::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .map_err(|e| format!("cannot start the file server: {e}"))?;
+    let peer_port = R::local_addr(&listener).map_err(|e| e.to_string())?.port();
+    let config = ClientConfig {
+        server,
+        // Nothing is shared, so nothing is ever read from here.
+        shared_dir: downloads_dir.clone(),
+        downloads_dir,
+        peer_port,
+        goal: Some(goal),
+    };
+    let setup = ClientSetup {
+        config,
+        files: Vec::new(),
+        stdin: false,
+        script: Some(script),
+    };
+    R::run_client(listener, setup).map_err(|e| e.to_string())
+}
+
+/// Prints `text` on standard output and exits with `status`.
+fn finish(status: i32, text: &str) -> ExitCode {
+    let mut stdout = io::stdout().lock();
+    if stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        return ExitCode::from(exit::ERROR as u8);
+    }
+    ExitCode::from(u8::try_from(status).unwrap_or(exit::ERROR as u8))
+}
+
+/// Reports a failure: the reason on standard error and, with `json`, as
+/// `{"error": ..., "status": ...}` on standard output.
+fn failed((status, problem): (i32, Option<String>), json: bool) -> ExitCode {
+    let problem = problem.unwrap_or_else(|| "stopped before it was done".to_owned());
+    eprintln!("napshare: {problem}");
+    let text = if json {
+        let mut o = JsonObject::new();
+        o.str("error", &problem);
+        o.raw("status", &status.to_string());
+        o.finish()
+    } else {
+        String::new()
+    };
+    finish(status, &text)
+}
+
+// ---- output ----
+
+/// `{"pattern": ..., "results": [{"name", "size", "peer", "hash"}]}` and a line end.
+fn search_json(pattern: &str, hits: &[SearchHit]) -> String {
+    let results: Vec<String> = hits
+        .iter()
+        .map(|h| {
+            let mut o = JsonObject::new();
+            o.str("name", &h.name);
+            o.raw("size", &h.size.to_string());
+            o.str("peer", &h.peer);
+            match h.hash {
+                Some(hash) => o.str("hash", &hash.to_string()),
+                None => o.raw("hash", "null"),
+            }
+            o.into_inline()
+        })
+        .collect();
+    let mut o = JsonObject::new();
+    o.str("pattern", pattern);
+    o.raw("results", &format!("[{}]", results.join(",")));
+    o.finish()
+}
+
+/// `{"name", "path", "size", "hash", "elapsed"}` and a line end.
+fn get_json(saved: &Saved, hash: &str) -> String {
+    let mut o = JsonObject::new();
+    o.str("name", &saved.name);
+    o.str("path", &saved.path.to_string_lossy());
+    o.raw("size", &saved.bytes.to_string());
+    o.str("hash", hash);
+    o.raw("elapsed", &format!("{:.3}", saved.elapsed.as_secs_f64()));
+    o.finish()
+}
+
+/// The results as a table with a header, or nothing when there are none.
+fn search_table(hits: &[SearchHit]) -> String {
+    if hits.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<[String; 4]> = hits
+        .iter()
+        .map(|h| {
+            let hash = h
+                .hash
+                .map_or_else(|| "-".to_owned(), |x| x.to_string()[..12].to_owned());
+            [h.name.clone(), h.size.to_string(), h.peer.clone(), hash]
+        })
+        .collect();
+    let header = ["NAME", "SIZE", "PEER", "BLAKE3"].map(str::to_owned);
+    let width = |col: usize| {
+        std::iter::once(&header)
+            .chain(&rows)
+            .map(|r| r[col].chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let (w0, w1, w2) = (width(0), width(1), width(2));
+    let mut out = String::new();
+    for [name, size, peer, hash] in std::iter::once(&header).chain(&rows) {
+        let _ = writeln!(out, "{name:<w0$}  {size:>w1$}  {peer:<w2$}  {hash}");
+    }
+    out
+}
+
+/// A JSON object written field by field; keys and strings are escaped.
+struct JsonObject(String);
+
+impl JsonObject {
+    fn new() -> Self {
+        Self(String::from("{"))
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+        json_string(&mut self.0, key);
+        self.0.push(':');
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        json_string(&mut self.0, value);
+    }
+
+    /// A value that is JSON already: a number, `null`, an array.
+    fn raw(&mut self, key: &str, value: &str) {
+        self.key(key);
+        self.0.push_str(value);
+    }
+
+    fn into_inline(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
+
+    /// The object on a line of its own.
+    fn finish(self) -> String {
+        let mut s = self.into_inline();
+        s.push('\n');
+        s
+    }
+}
+
+/// Appends `s` as a JSON string (RFC 8259): quotes, backslashes and control characters
+/// escaped, everything else as it is.
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::ContentHash;
+
+    #[test]
+    fn strings_are_escaped() {
+        let mut s = String::new();
+        json_string(&mut s, "a \"b\" \\ c\n\u{1}é");
+        assert_eq!(s, r#""a \"b\" \\ c\n\u0001é""#);
+    }
+
+    #[test]
+    fn search_results_as_json() {
+        let hits = [
+            SearchHit {
+                name: "my \"song\".mp3".into(),
+                peer: "127.0.0.1:4000".into(),
+                size: 9,
+                hash: Some(ContentHash([0xab; 32])),
+            },
+            SearchHit {
+                name: "old.txt".into(),
+                peer: "10.0.0.2".into(),
+                size: 0,
+                hash: None,
+            },
+        ];
+        let text = search_json("so", &hits);
+        let ab = "ab".repeat(32);
+        assert_eq!(
+            text,
+            format!(
+                "{{\"pattern\":\"so\",\"results\":[\
+                 {{\"name\":\"my \\\"song\\\".mp3\",\"size\":9,\"peer\":\"127.0.0.1:4000\",\"hash\":\"{ab}\"}},\
+                 {{\"name\":\"old.txt\",\"size\":0,\"peer\":\"10.0.0.2\",\"hash\":null}}]}}\n"
+            )
+        );
+        assert_eq!(search_json("", &[]), "{\"pattern\":\"\",\"results\":[]}\n");
+    }
+
+    #[test]
+    fn a_saved_file_as_json() {
+        let saved = Saved {
+            name: "a.txt".into(),
+            bytes: 5,
+            elapsed: Duration::from_millis(1500),
+            path: "/tmp/in/a.txt".into(),
+        };
+        assert_eq!(
+            get_json(&saved, "00"),
+            "{\"name\":\"a.txt\",\"path\":\"/tmp/in/a.txt\",\"size\":5,\"hash\":\"00\",\"elapsed\":1.500}\n"
+        );
+    }
+
+    #[test]
+    fn results_as_a_table() {
+        let hits = [SearchHit {
+            name: "a.txt".into(),
+            peer: "10.0.0.2".into(),
+            size: 12345,
+            hash: None,
+        }];
+        assert_eq!(
+            search_table(&hits),
+            "NAME    SIZE  PEER      BLAKE3\na.txt  12345  10.0.0.2  -\n"
+        );
+        assert_eq!(search_table(&[]), "");
+    }
+}

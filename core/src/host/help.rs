@@ -62,8 +62,8 @@ Examples:
 Joins, searches for NAME, downloads it from every peer that lists the content most of them
 have (checked piece by piece when they give its hash; a partial file from an earlier try is
 resumed), leaves. Prints the saved path on standard output, or with --json one object:
-{\"name\", \"path\", \"size\", \"hash\", \"elapsed\"} (elapsed in seconds), or {\"error\"} when
-it did not work. Progress goes to standard error.
+{\"name\", \"path\", \"size\", \"hash\", \"elapsed\"} (elapsed in seconds), or
+{\"error\", \"status\"} when it did not work. Progress goes to standard error.
 
 Exit status: 0 saved, 1 error (server unreachable or lost), 2 usage, 3 no peer lists NAME,
 4 the download failed.";

@@ -116,7 +116,7 @@ pub(super) fn search<R: Runtime>(args: &SearchArgs) -> ExitCode {
         ..Script::default()
     };
     let status = one_shot::<R>(&args.server, goal, PathBuf::from("."), script.clone());
-    let out = match status {
+    match status {
         Ok(status @ (exit::OK | exit::NOT_FOUND)) => {
             let hits = script.record().search.take().unwrap_or_default();
             if hits.is_empty() {
@@ -127,12 +127,15 @@ pub(super) fn search<R: Runtime>(args: &SearchArgs) -> ExitCode {
             } else {
                 search_table(&hits)
             };
-            return finish(status, &text);
+            finish(status, &text)
         }
-        Ok(status) => (status, script.record().problem.take()),
-        Err(msg) => (exit::ERROR, Some(msg)),
-    };
-    failed(out, script.json)
+        // The client's events said why, on standard error already.
+        Ok(status) => failed(
+            Failure::Shown(status, script.record().problem.take()),
+            script.json,
+        ),
+        Err(msg) => failed(Failure::Before(msg), script.json),
+    }
 }
 
 /// `napshare get`.
@@ -148,31 +151,28 @@ pub(super) fn get<R: Runtime>(args: &GetArgs) -> ExitCode {
         name: args.name.clone(),
     };
     let status = out.and_then(|dir| one_shot::<R>(&args.server, goal, dir, script.clone()));
-    let out = match status {
-        Ok(exit::OK) => match script.record().saved.take() {
-            Some(saved) => {
-                let text = if script.json {
-                    match hash_file(&saved.path) {
-                        Ok(pieces) => get_json(&saved, &pieces.root().to_string()),
-                        Err(e) => {
-                            let msg = format!("cannot read {}: {e}", saved.path.display());
-                            return failed((exit::ERROR, Some(msg)), true);
-                        }
-                    }
-                } else {
-                    format!("{}\n", saved.path.display())
-                };
-                return finish(exit::OK, &text);
-            }
-            None => (
-                exit::ERROR,
-                Some("the download was not reported".to_owned()),
-            ),
-        },
-        Ok(status) => (status, script.record().problem.take()),
-        Err(msg) => (exit::ERROR, Some(msg)),
+    let saved = match status {
+        Ok(exit::OK) => script.record().saved.take(),
+        Ok(status) => {
+            let problem = script.record().problem.take();
+            return failed(Failure::Shown(status, problem), script.json);
+        }
+        Err(msg) => return failed(Failure::Before(msg), script.json),
     };
-    failed(out, script.json)
+    let Some(saved) = saved else {
+        let msg = "the download was not reported".to_owned();
+        return failed(Failure::Before(msg), script.json);
+    };
+    if !script.json {
+        return finish(exit::OK, &format!("{}\n", saved.path.display()));
+    }
+    match hash_file(&saved.path) {
+        Ok(pieces) => finish(exit::OK, &get_json(&saved, &pieces.root().to_string())),
+        Err(e) => {
+            let msg = format!("cannot read {}: {e}", saved.path.display());
+            failed(Failure::Before(msg), true)
+        }
+    }
 }
 
 /// `napshare share`: a client on `DIR` that reads no commands; a stop signal leaves.
@@ -243,11 +243,30 @@ fn finish(status: i32, text: &str) -> ExitCode {
     ExitCode::from(u8::try_from(status).unwrap_or(exit::ERROR as u8))
 }
 
-/// Reports a failure: the reason on standard error and, with `json`, as
-/// `{"error": ..., "status": ...}` on standard output.
-fn failed((status, problem): (i32, Option<String>), json: bool) -> ExitCode {
-    let problem = problem.unwrap_or_else(|| "stopped before it was done".to_owned());
-    eprintln!("napshare: {problem}");
+/// Why a one-shot command did not work.
+enum Failure {
+    /// The client exited with this status; its events told the user why (the last
+    /// problem they reported, if any).
+    Shown(i32, Option<String>),
+    /// It could not run, or its result could not be read ([`exit::ERROR`]).
+    Before(String),
+}
+
+/// Reports a failure: the reason on standard error (unless the client's events said it)
+/// and, with `json`, as `{"error": ..., "status": ...}` on standard output.
+fn failed(failure: Failure, json: bool) -> ExitCode {
+    let (status, problem) = match failure {
+        Failure::Shown(status, Some(problem)) => (status, problem),
+        Failure::Shown(status, None) => {
+            let problem = "stopped before it was done".to_owned();
+            eprintln!("napshare: {problem}");
+            (status, problem)
+        }
+        Failure::Before(problem) => {
+            eprintln!("napshare: {problem}");
+            (exit::ERROR, problem)
+        }
+    };
     let text = if json {
         let mut o = JsonObject::new();
         o.str("error", &problem);

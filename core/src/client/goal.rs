@@ -134,7 +134,7 @@ impl Client {
     }
 
     /// Records the goal's outcome (the first one counts) and leaves the network. The
-    /// `LEAVE` goes out on the next [`Client::pump`].
+    /// `LEAVE` goes out on the next `pump`.
     fn reach_goal(&mut self, status: i32) {
         if self.exit.is_some() {
             return;

@@ -228,3 +228,13 @@ fn stopped_before_the_goal_exits_1() {
     assert!(has(&sim, g, |e| *e == ClientEvent::Left));
     assert!(!sim.fs(g).downloads.contains_key("song.mp3"));
 }
+
+#[test]
+fn get_of_a_name_that_cannot_be_a_file_exits_4() {
+    let mut sim = network(13, &[]);
+    let g = sim.add_goal_client(get("../etc/passwd"));
+    sim.run_until_idle();
+    assert_eq!(sim.client(g).exit_status(), Some(exit::FAILED));
+    assert!(has(&sim, g, |e| matches!(e, ClientEvent::Error(_))));
+    assert!(has(&sim, g, |e| *e == ClientEvent::Left));
+}

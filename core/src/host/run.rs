@@ -115,6 +115,7 @@ fn client<R: Runtime>(args: &ClientArgs) -> Result<ExitCode, String> {
         config,
         files,
         stdin: true,
+        watch: !args.no_watch,
     };
     let status = R::run_client(listener, setup).map_err(|e| e.to_string())?;
     Ok(ExitCode::from(status.clamp(0, 255) as u8))

@@ -143,7 +143,10 @@ fn live_folder(mix: Mix) {
     );
     eprintln!("{mix:?}: slow writer done -> found in {took:?}");
     b.download(&pa.to_string(), "slow.bin").unwrap();
-    assert_eq!(fs::read(b.downloads_dir().join("slow.bin")).unwrap().len(), whole);
+    assert_eq!(
+        fs::read(b.downloads_dir().join("slow.bin")).unwrap().len(),
+        whole
+    );
 
     // DELETEFILE and CREATEFILE still work on a watched folder.
     a.send("DELETEFILE renamed.txt");
@@ -151,7 +154,9 @@ fn live_folder(mix: Mix) {
     poll(&mut b, ".txt", anything, <[Hit]>::is_empty);
     a.send("CREATEFILE renamed.txt 1");
     a.expect("sharing renamed.txt (1 bytes)");
-    poll(&mut b, ".txt", anything, |h| h == [hit("renamed.txt", pa, 1)]);
+    poll(&mut b, ".txt", anything, |h| {
+        h == [hit("renamed.txt", pa, 1)]
+    });
 
     a.leave();
 }

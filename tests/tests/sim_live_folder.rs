@@ -104,7 +104,10 @@ fn a_removed_file_stops_being_shared() {
         }]
     );
     assert_eq!(sim.search(b, ".txt"), [hit("kept.txt", "10.0.0.2", b"k")]);
-    assert_eq!(sim.client(a).shared().collect::<Vec<_>>(), [("kept.txt", 1)]);
+    assert_eq!(
+        sim.client(a).shared().collect::<Vec<_>>(),
+        [("kept.txt", 1)]
+    );
     // A file that was never shared and is gone again says nothing.
     sim.folder_change(a, "never.tmp");
     sim.run_until_idle();
@@ -119,7 +122,10 @@ fn a_renamed_file_moves_to_its_new_name() {
     sim.folder_change(a, "draft.txt");
     sim.folder_change(a, "final.txt");
     sim.run_until_idle();
-    assert_eq!(sim.search(b, ".txt"), [hit("final.txt", "10.0.0.2", b"text")]);
+    assert_eq!(
+        sim.search(b, ".txt"),
+        [hit("final.txt", "10.0.0.2", b"text")]
+    );
     assert_eq!(sim.server().index().len(), 1);
     // B downloads it by its new name (by content, the old name is gone from A).
     let done = sim.download(b, a, "final.txt");

@@ -52,7 +52,9 @@ impl ClientSetup {
         })?;
         if self.watch {
             let folder = send.clone();
-            watch_shared(&self.config, &self.files, move |name| folder(Input::Folder(name)));
+            watch_shared(&self.config, &self.files, move |name| {
+                folder(Input::Folder(name))
+            });
         }
         if self.stdin {
             spawn_stdin_reader(move |line| {

@@ -336,8 +336,8 @@ mod tests {
             pub fn new() -> Self {
                 static NEXT: AtomicU32 = AtomicU32::new(0);
                 let n = NEXT.fetch_add(1, Ordering::Relaxed);
-                let dir = std::env::temp_dir()
-                    .join(format!("napshare-watch-{}-{n}", std::process::id()));
+                let dir =
+                    std::env::temp_dir().join(format!("napshare-watch-{}-{n}", std::process::id()));
                 std::fs::create_dir_all(&dir).unwrap();
                 Self(dir)
             }
@@ -369,8 +369,11 @@ mod tests {
         assert_eq!(next(&rx, SETTLE * 3), None);
         // A rename reports both names; a removal the name.
         fs::rename(&path, dir.0.join("renamed.txt")).unwrap();
-        let mut names = [next(&rx, Duration::from_secs(5)), next(&rx, Duration::from_secs(5))]
-            .map(|n| n.expect("reported").1);
+        let mut names = [
+            next(&rx, Duration::from_secs(5)),
+            next(&rx, Duration::from_secs(5)),
+        ]
+        .map(|n| n.expect("reported").1);
         names.sort();
         assert_eq!(names, ["new.txt", "renamed.txt"]);
         fs::remove_file(dir.0.join("renamed.txt")).unwrap();
@@ -382,7 +385,11 @@ mod tests {
         let reported: Vec<String> = std::iter::from_fn(|| next(&rx, SETTLE * 3))
             .map(|(_, n)| n)
             .collect();
-        assert_eq!(reported, ["sub"], "the folder itself is a name; the core skips it");
+        assert_eq!(
+            reported,
+            ["sub"],
+            "the folder itself is a name; the core skips it"
+        );
     }
 
     #[test]
@@ -408,7 +415,11 @@ mod tests {
         let (_dir, rx) = watched(
             false,
             &[("same.txt", 4), ("grown.txt", 1), ("gone.txt", 3)],
-            &[("same.txt", b"same"), ("grown.txt", b"grown"), ("new.txt", b"n")],
+            &[
+                ("same.txt", b"same"),
+                ("grown.txt", b"grown"),
+                ("new.txt", b"n"),
+            ],
         );
         let mut names: Vec<String> = std::iter::from_fn(|| next(&rx, SETTLE * 4))
             .map(|(_, n)| n)

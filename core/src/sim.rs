@@ -351,6 +351,17 @@ impl Sim {
         self.nodes[i].fs.shared.remove(name);
     }
 
+    /// Client `i`'s host saw `name` change in its shared folder (its watcher reports it
+    /// once the file stopped changing): the client looks at the folder as it is now.
+    pub fn folder_change(&mut self, i: usize, name: &str) {
+        if self.nodes[i].dead {
+            return;
+        }
+        let now = self.now;
+        self.nodes[i].client.handle_folder_change(now, name);
+        self.drain_client(i);
+    }
+
     // ---- the user ----
 
     /// Client `i`'s user types a command. A dead client hears nothing.

@@ -474,11 +474,43 @@ impl ClientProc {
     /// Starts a client whose shared and downloads folders are `dir/shared` and
     /// `dir/downloads`, which outlive it: a later client started in `dir` finds what this
     /// one left, as a restarted client would.
+    ///
+    /// Its shared folder is not watched (`--no-watch`): what it shares is what it found at
+    /// start and what the test registers with `CREATEFILE`, as with the seed. See
+    /// [`ClientProc::start_watching`] for the live folder, the default of `napshare client`.
     pub fn start_in(
         runtime: Runtime,
         server: &str,
         dir: &Path,
         shared_files: &[(&str, &[u8])],
+    ) -> Self {
+        Self::launch(runtime, server, dir, shared_files, false)
+    }
+
+    /// Like [`ClientProc::start`], with its shared folder watched, as `napshare client`
+    /// runs by default: files put in, changed in or removed from [`ClientProc::shared_dir`]
+    /// are shared, shared again or no longer shared with no command.
+    pub fn start_watching(
+        runtime: Runtime,
+        server: SocketAddr,
+        shared_files: &[(&str, &[u8])],
+    ) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("napshare-client-")
+            .tempdir()
+            .expect("a temporary folder");
+        let server = server.to_string();
+        let mut client = Self::launch(runtime, &server, dir.path(), shared_files, true);
+        client._dir = Some(dir);
+        client
+    }
+
+    fn launch(
+        runtime: Runtime,
+        server: &str,
+        dir: &Path,
+        shared_files: &[(&str, &[u8])],
+        watch: bool,
     ) -> Self {
         let shared = dir.join("shared");
         let downloads = dir.join("downloads");
@@ -495,6 +527,9 @@ impl ClientProc {
             .arg("--downloads")
             .arg(&downloads)
             .args(["--peer-listen", "127.0.0.1:0"]);
+        if !watch {
+            cmd.arg("--no-watch");
+        }
         let mut child = spawn(cmd, "a client");
         let stdin = child.stdin.take();
         let mut out = Output::capture(format!("client ({runtime})"), &mut child);

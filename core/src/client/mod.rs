@@ -3,7 +3,8 @@
 //! A [`Client`] owns every connection of one client process. Inputs are socket events
 //! (`handle_connected`, `handle_accept`, `handle_bytes`, `handle_closed`), results of the
 //! file-system commands it asked for (`handle_stat`, `handle_download_io`,
-//! `handle_committed`), timer wake-ups and user commands ([`Client::command`]). Outputs are
+//! `handle_committed`), timer wake-ups, user commands ([`Client::command`]) and changes in
+//! the shared folder ([`Client::handle_folder_change`]). Outputs are
 //! [`Client::poll_transmit`], [`Client::poll_command`] (sockets to open or close, file
 //! operations), [`Client::poll_event`] (what to tell the user) and [`Client::poll_timeout`].
 //!
@@ -120,6 +121,7 @@ pub enum Command {
 
 mod download;
 mod event;
+mod folder;
 mod goal;
 mod session;
 mod upload;
@@ -149,6 +151,8 @@ pub struct Client {
     by_hash: BTreeMap<ContentHash, String>,
     /// Names waiting for [`Client::handle_stat`], with the size the user gave.
     stats: BTreeMap<String, Option<u64>>,
+    /// Names of the shared folder that changed, with how many looks at them are on the way.
+    folder_stats: BTreeMap<String, u32>,
     downloads: BTreeMap<DownloadId, Download>,
     last_hits: Vec<SearchHit>,
     next_conn: u64,
@@ -187,6 +191,7 @@ impl Client {
             shared: BTreeMap::new(),
             by_hash: BTreeMap::new(),
             stats: BTreeMap::new(),
+            folder_stats: BTreeMap::new(),
             downloads: BTreeMap::new(),
             last_hits: Vec::new(),
             next_conn: 1,
@@ -316,7 +321,7 @@ impl Client {
     /// The result of a [`Command::Stat`]: the file's piece hashes if it is a regular file.
     pub fn handle_stat(&mut self, now: Instant, name: &str, result: Result<PieceHashes, String>) {
         let Some(wanted) = self.stats.remove(name) else {
-            return;
+            return self.folder_looked_at(now, name, result);
         };
         match (result, wanted) {
             (Err(reason), _) => self.error(format!("cannot share {name}: {reason}")),

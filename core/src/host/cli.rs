@@ -88,6 +88,11 @@ pub struct ClientArgs {
     /// 1235 is taken].
     #[arg(long)]
     pub peer_listen: Option<SocketAddr>,
+    /// Do not watch the shared folder. By default a file copied into, changed in, renamed
+    /// in or removed from it is shared, shared again or no longer shared within about a
+    /// second; with this flag only CREATEFILE and DELETEFILE do that.
+    #[arg(long)]
+    pub no_watch: bool,
 }
 
 #[derive(Debug, Clone, Args, PartialEq, Eq)]
@@ -130,6 +135,9 @@ pub struct ShareArgs {
     /// taken].
     #[arg(long)]
     pub peer_listen: Option<SocketAddr>,
+    /// Do not watch the folder: share only what is in it at start.
+    #[arg(long)]
+    pub no_watch: bool,
 }
 
 #[derive(Debug, Clone, Args, PartialEq, Eq)]
@@ -176,6 +184,7 @@ impl ClientArgs {
             shared: "public".into(),
             downloads: "downloads".into(),
             peer_listen: None,
+            no_watch: false,
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::client::{Client, ClientConfig, SharedFile};
 
 use super::stdin::spawn_stdin_reader;
+use super::watch::watch_shared;
 use super::{drain, on_stop_signal, ClientIo, Script, Ui};
 
 /// Everything a runtime needs to run one client process.
@@ -21,6 +22,9 @@ pub struct ClientSetup {
     pub stdin: bool,
     /// How a one-shot client (one with a goal) reports; `None` prints events for a user.
     pub script: Option<Script>,
+    /// Whether the shared folder is watched: files that appear, change or go away in it
+    /// are shared, shared again or no longer shared, with no command (see `watch`).
+    pub watch: bool,
 }
 
 /// Something from outside the event loop for the client.
@@ -30,6 +34,9 @@ pub enum Input {
     Line(String),
     /// End of input, or a stop signal: the client leaves the network, then exits.
     End,
+    /// The file of the shared folder with this name appeared, changed or went away, and
+    /// has stopped changing.
+    Folder(String),
 }
 
 impl ClientSetup {
@@ -45,6 +52,12 @@ impl ClientSetup {
         on_stop_signal(move || {
             stop(Input::End);
         })?;
+        if self.watch {
+            let folder = send.clone();
+            watch_shared(&self.config, &self.files, move |name| {
+                folder(Input::Folder(name))
+            });
+        }
         if self.stdin {
             spawn_stdin_reader(move |line| {
                 send(line.map_or(Input::End, Input::Line));
@@ -63,6 +76,7 @@ pub fn feed(client: &mut Client, io: &mut impl ClientIo, now: Instant, input: In
     match input {
         Input::Line(line) => client.handle_input(now, Some(&line)),
         Input::End => client.handle_input(now, None),
+        Input::Folder(name) => client.handle_folder_change(now, &name),
     }
     drain(client, io, now);
 }

@@ -76,7 +76,9 @@ Examples:
 
 Shares the files of DIR, reading no commands, until stopped with SIGINT (Ctrl-C) or
 SIGTERM: it then leaves the network and exits with status 0. While running it behaves as
-a client does (it reconnects to a lost server). Exit status 1 when DIR is not a folder or
+a client does: files copied into, changed in or removed from DIR are shared, shared again
+or no longer shared within about a second (--no-watch turns this off), and it reconnects
+to a lost server. Exit status 1 when DIR is not a folder or
 the server cannot be reached at start.";
 
 /// After `napshare completions --help`.

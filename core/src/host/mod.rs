@@ -1,8 +1,9 @@
 //! Blocking host glue shared by both runtimes: the command line, the shared and downloads
-//! folders, and standard input.
+//! folders (and the watch on the shared folder), and standard input.
 //!
 //! This is not part of the sans-IO core proper (it touches the file system and spawns the
-//! one stdin thread), but it holds no protocol decisions and both runtimes need exactly the
+//! threads that read standard input, wait for stop signals and watch the shared folder),
+//! but it holds no protocol decisions and both runtimes need exactly the
 //! same code; keeping it here, behind the `host` feature, is what keeps the runtime crates
 //! free of duplicated logic. Sockets and clocks stay in the runtimes: even the listeners are bound through
 //! [`Runtime::bind`], so no socket type is named here.
@@ -17,6 +18,7 @@ mod oneshot;
 mod run;
 mod stdin;
 mod ui;
+mod watch;
 
 pub use disk::{hash_file, resolve_server, scan_shared, Disk, Upload};
 pub use drain::{drain, ClientIo};
@@ -26,3 +28,4 @@ pub use oneshot::Script;
 pub use run::{main, Runtime};
 pub use stdin::on_stop_signal;
 pub use ui::Ui;
+pub use watch::{watch_shared, SETTLE};

@@ -186,6 +186,7 @@ pub(super) fn share<R: Runtime>(args: &ShareArgs) -> Result<ExitCode, String> {
         // Nothing is downloaded without commands; the shared folder exists already.
         downloads: args.dir.clone(),
         peer_listen: args.peer_listen,
+        no_watch: args.no_watch,
     };
     // Built by the same code as an interactive client's, so whatever that client does
     // with its shared folder (such as watching it) `share` does too.
@@ -226,6 +227,7 @@ fn one_shot<R: Runtime>(
         files: Vec::new(),
         stdin: false,
         script: Some(script),
+        watch: false,
     };
     R::run_client(listener, setup).map_err(|e| e.to_string())
 }

@@ -124,6 +124,7 @@ pub(super) fn client<R: Runtime>(args: &ClientArgs, stdin: bool) -> Result<ExitC
         files,
         stdin,
         script: None,
+        watch: !args.no_watch,
     };
     let status = R::run_client(listener, setup).map_err(|e| e.to_string())?;
     Ok(ExitCode::from(status.clamp(0, 255) as u8))

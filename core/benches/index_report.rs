@@ -54,6 +54,12 @@ fn report(n: usize, hashed: bool) {
         names as f64 / n as f64,
         (heap - names) as f64 / n as f64,
     );
+    let parts: Vec<String> = ix
+        .heap_parts()
+        .iter()
+        .map(|(what, bytes)| format!("{what} {:.1}", *bytes as f64 / n as f64))
+        .collect();
+    println!("  bytes a file: {}", parts.join(", "));
     if hashed {
         return;
     }

@@ -68,7 +68,7 @@ impl Seg {
     /// not present.
     #[inline]
     fn place(&self, b: usize) -> Option<(usize, &Word)> {
-        let w = &self.words[b / 64];
+        let w = self.words.get(b / 64)?;
         let bit = 1u64 << (b % 64);
         (w.present & bit != 0).then(|| {
             (
@@ -83,6 +83,17 @@ impl Seg {
         &self.arena[start as usize..self.meta[pos].end as usize]
     }
 
+    /// A segment with nothing in it.
+    fn freed() -> Self {
+        Self {
+            words: Box::default(),
+            meta: Vec::new(),
+            arena: String::new(),
+            hashes: Vec::new(),
+            live: 0,
+        }
+    }
+
     fn shrink(&mut self) {
         self.meta.shrink_to_fit();
         self.arena.shrink_to_fit();
@@ -90,8 +101,7 @@ impl Seg {
     }
 
     fn heap_bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self.words.len() * std::mem::size_of::<Word>()
+        self.words.len() * std::mem::size_of::<Word>()
             + self.meta.capacity() * std::mem::size_of::<Meta>()
             + self.arena.capacity()
             + self.hashes.capacity() * 32
@@ -108,7 +118,8 @@ pub(super) struct Entry<'a> {
 
 #[derive(Debug)]
 pub(super) struct Entries {
-    segs: Vec<Option<Box<Seg>>>,
+    /// By id `>> bits`; a freed segment has no words.
+    segs: Vec<Seg>,
     bits: u32,
     /// The next id to hand out.
     next: u32,
@@ -152,13 +163,15 @@ impl Entries {
         self.next = id.checked_add(1).expect("ids below 2^32");
         let (s, b) = self.split(id);
         if s == self.segs.len() {
-            if let Some(Some(prev)) = self.segs.last_mut() {
+            if let Some(prev) = self.segs.last_mut() {
                 prev.shrink();
             }
-            self.segs.push(None);
+            self.segs.push(Seg::freed());
         }
-        let bits = self.bits;
-        let seg = self.segs[s].get_or_insert_with(|| Box::new(Seg::new(bits)));
+        let seg = &mut self.segs[s];
+        if seg.words.is_empty() {
+            *seg = Seg::new(self.bits);
+        }
         let pos = seg.meta.len();
         let w = &mut seg.words[b / 64];
         w.before = (pos - w.present.count_ones() as usize) as u32;
@@ -203,7 +216,7 @@ impl Entries {
     #[inline]
     pub(super) fn get(&self, id: u32) -> Option<Entry<'_>> {
         let (s, b) = self.split(id);
-        let seg = self.segs.get(s)?.as_deref()?;
+        let seg = self.segs.get(s)?;
         let (pos, w) = seg.place(b)?;
         let bit = 1u64 << (b % 64);
         if w.live & bit == 0 {
@@ -219,10 +232,10 @@ impl Entries {
     #[inline]
     pub(super) fn is_live(&self, id: u32) -> bool {
         let (s, b) = self.split(id);
-        match self.segs.get(s) {
-            Some(Some(seg)) => seg.words[b / 64].live & (1 << (b % 64)) != 0,
-            _ => false,
-        }
+        self.segs
+            .get(s)
+            .and_then(|seg| seg.words.get(b / 64))
+            .is_some_and(|w| w.live & (1 << (b % 64)) != 0)
     }
 
     /// The name of live entry `id`.
@@ -233,7 +246,7 @@ impl Entries {
     /// Updates live entry `id`'s size and hash; returns its record (for the peer).
     pub(super) fn update(&mut self, id: u32, size: u64, hash: Option<ContentHash>) -> &mut Meta {
         let (s, b) = self.split(id);
-        let seg = self.segs[s].as_deref_mut().expect("a live id");
+        let seg = &mut self.segs[s];
         let (pos, _) = seg.place(b).expect("a live id");
         Self::put_hash(seg, b, pos, hash);
         let m = &mut seg.meta[pos];
@@ -243,7 +256,7 @@ impl Entries {
 
     pub(super) fn meta_mut(&mut self, id: u32) -> &mut Meta {
         let (s, b) = self.split(id);
-        let seg = self.segs[s].as_deref_mut().expect("a live id");
+        let seg = &mut self.segs[s];
         let (pos, _) = seg.place(b).expect("a live id");
         &mut seg.meta[pos]
     }
@@ -252,7 +265,7 @@ impl Entries {
     /// rewritten once it holds enough dead entries.
     pub(super) fn kill(&mut self, id: u32) -> (u32, usize) {
         let (s, b) = self.split(id);
-        let seg = self.segs[s].as_deref_mut().expect("a live id");
+        let seg = &mut self.segs[s];
         let (pos, _) = seg.place(b).expect("a live id");
         let w = &mut seg.words[b / 64];
         debug_assert!(w.live & (1 << (b % 64)) != 0);
@@ -261,7 +274,7 @@ impl Entries {
         let out = (seg.meta[pos].peer, seg.name(pos).len());
         let dead = seg.meta.len() as u32 - seg.live;
         if seg.live == 0 {
-            self.segs[s] = None;
+            self.segs[s] = Seg::freed();
         } else if dead >= self.min_dead.max(seg.meta.len() as u32 / 2) {
             Self::rewrite(seg);
         }
@@ -308,7 +321,7 @@ impl Entries {
 
     /// Rewrites every segment holding a dead entry.
     pub(super) fn compact_all(&mut self) {
-        for seg in self.segs.iter_mut().flatten() {
+        for seg in self.segs.iter_mut() {
             if seg.meta.len() as u32 > seg.live {
                 Self::rewrite(seg);
             }
@@ -317,7 +330,7 @@ impl Entries {
 
     /// Every live entry, in id order, to `f` until it returns `false`.
     pub(super) fn scan(&self, mut f: impl FnMut(Entry<'_>) -> bool) {
-        for seg in self.segs.iter().flatten() {
+        for seg in self.segs.iter() {
             let mut pos = 0;
             for w in seg.words.iter() {
                 let mut present = w.present;
@@ -341,34 +354,28 @@ impl Entries {
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
-        self.segs.capacity() * std::mem::size_of::<Option<Box<Seg>>>()
-            + self
-                .segs
-                .iter()
-                .flatten()
-                .map(|s| s.heap_bytes())
-                .sum::<usize>()
+        self.segs.capacity() * std::mem::size_of::<Seg>()
+            + self.segs.iter().map(Seg::heap_bytes).sum::<usize>()
     }
 
     /// Bytes of the name arenas (part of [`Entries::heap_bytes`]).
     pub(super) fn arena_bytes(&self) -> usize {
-        self.segs.iter().flatten().map(|s| s.arena.capacity()).sum()
+        self.segs.iter().map(|s| s.arena.capacity()).sum()
     }
 
     /// Bytes of the hash columns (part of [`Entries::heap_bytes`]).
     pub(super) fn hash_bytes(&self) -> usize {
-        self.segs
-            .iter()
-            .flatten()
-            .map(|s| s.hashes.capacity() * 32)
-            .sum()
+        self.segs.iter().map(|s| s.hashes.capacity() * 32).sum()
     }
 
     /// Checks the segments' agreement with themselves; returns the live ids.
     pub(super) fn check(&self) -> Vec<u32> {
         let mut ids = Vec::new();
         for (s, seg) in self.segs.iter().enumerate() {
-            let Some(seg) = seg else { continue };
+            if seg.words.is_empty() {
+                assert!(seg.meta.is_empty() && seg.arena.is_empty() && seg.hashes.is_empty());
+                continue;
+            }
             assert!(seg.live > 0, "a segment without live entries is freed");
             let mut present = 0;
             let mut live = 0;

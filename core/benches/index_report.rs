@@ -54,6 +54,12 @@ fn report(n: usize, hashed: bool) {
         names as f64 / n as f64,
         (heap - names) as f64 / n as f64,
     );
+    let parts: Vec<String> = ix
+        .heap_parts()
+        .iter()
+        .map(|(what, bytes)| format!("{what} {:.1}", *bytes as f64 / n as f64))
+        .collect();
+    println!("  bytes a file: {}", parts.join(", "));
     if hashed {
         return;
     }
@@ -99,23 +105,46 @@ fn report(n: usize, hashed: bool) {
         None,
     );
 
-    // Half of all clients leave (the tombstones are not yet more than the living, so
-    // nothing compacts by itself), then one compaction.
+    // Half of all clients leave, every call timed: the sweep of the posting lists runs
+    // during these removals, a share in each call. Then one explicit compaction.
     let owners = n.div_ceil(FILES_PER_OWNER) as u64;
+    let mut calls = Vec::new();
     let t = Instant::now();
     for owner in (0..owners).step_by(2) {
+        let c = Instant::now();
         ix.remove_owner(OwnerId(owner));
+        calls.push(c.elapsed());
     }
     let removed = t.elapsed();
+    print_times(
+        &format!("half the clients leave ({removed:.2?} in all), each remove_owner of 1,000"),
+        &mut calls,
+        None,
+    );
+    // Churn: clients of 1,000 files join (every register timed) and older ones leave.
+    let mut registers = Vec::new();
+    let mut removes = Vec::new();
+    let mut gen = Names::new(7);
+    for k in 0..owners / 4 {
+        let owner = (1u64 << 41) + k;
+        for _ in 0..FILES_PER_OWNER {
+            let name = gen.next_name();
+            let c = Instant::now();
+            ix.register(OwnerId(owner), owner_peer(owner), &name, 1, None);
+            registers.push(c.elapsed());
+        }
+        let c = Instant::now();
+        ix.remove_owner(OwnerId(1 + 2 * k));
+        removes.push(c.elapsed());
+    }
+    print_times("churn: each register", &mut registers, None);
+    print_times("churn: each remove_owner of 1,000", &mut removes, None);
     let before = ix.heap_bytes();
     let t = Instant::now();
     ix.compact();
     let compacted = t.elapsed();
     println!(
-        "  half the clients leave: {:.2?} for {} removals; then a compaction down to {} live \
-         files: {:.2?}; heap {:.1} -> {:.1} MiB",
-        removed,
-        n / 2,
+        "  then compact() by hand down to {} live files: {:.2?}; heap {:.1} -> {:.1} MiB",
         ix.len(),
         compacted,
         mib(before),

@@ -521,10 +521,9 @@ impl Server {
                     if hit.name.chars().any(char::is_control) {
                         return false;
                     }
-                    let peer = hit.peer.to_string();
                     Reply::File {
                         name: hit.name,
-                        peer: &peer,
+                        peer: hit.peer_text,
                         size: hit.size,
                     }
                     .encode(tx);
@@ -557,10 +556,9 @@ impl Server {
             (State::Joined { .. }, Ok(Ext(ExtRequest::Find { pattern }))) => {
                 let tx = &mut *c.tx;
                 let count = index.search(&pattern, config.max_results, |hit| {
-                    let peer = hit.peer.to_string();
                     ExtReply::Found {
                         name: hit.name.into(),
-                        peer: &peer,
+                        peer: hit.peer_text,
                         size: hit.size,
                         hash: hit.hash,
                     }

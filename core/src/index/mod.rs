@@ -11,53 +11,63 @@
 //! # How it is built, and why
 //!
 //! The index must answer a substring search over millions of names without looking at each,
-//! stay near 100 bytes of memory per file beyond the name, and drop a client's thousands of
-//! files in about a millisecond.
+//! stay under 100 bytes of memory per file beyond the name (content hash included), drop a
+//! client's thousands of files in about a millisecond, and never make one request pay for
+//! the whole index (no pause of more than a few milliseconds at ten million files).
 //!
-//! - **Entries** get ids in registration order (`u32`, growing only), so "registration order"
-//!   is "ascending id" everywhere. Each entry is 32 bytes in a `Vec` indexed by id: the end
-//!   of its name in one shared `String` arena (no allocation per file), its owner, its
-//!   place in the owner's list, its peer (interned: one `u32`), its content hash (an index into
-//!   a side table, so files without one pay 4 bytes, not 33) and its size. The big vectors grow
-//!   by an eighth, not by doubling, so little of them sits unused.
+//! - **Entries** get ids in registration order (`u32`, growing only, never renumbered while
+//!   ids last), so "registration order" is "ascending id" everywhere. They live in segments
+//!   of 4,096 consecutive ids (see `entries.rs`): per segment, the present entries' 16-byte
+//!   records (end of the name in the segment's name arena, peer, size), their names back to
+//!   back, their 32-byte content hashes (a column only segments with a hashed file have),
+//!   and bitmaps (live, present, hashed) with a count every 64 ids, so an id finds its record
+//!   with one popcount. A segment whose dead entries reach half of it is rewritten without
+//!   them (microseconds); an all-dead one is freed.
 //! - **Trigrams**: for every distinct 3-byte window of a name, the entry's id is appended to
 //!   that trigram's posting list (gaps bit-packed in blocks of 128, see `postings.rs`). A
 //!   pattern of 3 bytes or more can only occur in a name that holds all of the pattern's
 //!   trigrams, so a search walks the rarest of them in id order (which is result order, so it
 //!   can stop at the cap); when that list is long it first checks each candidate against the
 //!   next two rarest lists (seeking forward in them, leapfrog style); it confirms every
-//!   candidate with a real substring test of its name.
-//! - **Short patterns** (0, 1 or 2 bytes) have no trigram: they scan the entries in order and
-//!   stop at the cap. Such patterns match most names, so the cap comes quickly; a short
+//!   live candidate with a real substring test of its name.
+//! - **Short patterns** (0, 1 or 2 bytes) have no trigram: they scan the live entries in order
+//!   and stop at the cap. Such patterns match most names, so the cap comes quickly; a short
 //!   pattern that matches little (a rare byte pair) costs a scan of the whole index (about
 //!   25 ms at a million names).
-//! - **Owners**: each owner has the list of its entry ids, so removing an owner touches only
-//!   its own entries. An (owner, name) table (open addressing over entry ids, tombstones on
-//!   removal) finds the entry a re-registration or an unregistration means.
-//! - **Tombstones**: removing an entry marks it dead and leaves its id in the posting lists
-//!   (searches skip dead ids) and its name in the arena. Once the dead outnumber the living,
-//!   [`Index::compact`] renumbers the living entries densely, keeping their order, and
-//!   rewrites the arena, the posting lists and the tables: a pause proportional to the index
-//!   (about 0.2 to 0.3 s a million entries, live or dead), paid for by at least as many removals before it
-//!   (amortised O(1) a removal).
+//! - **Owners**: each owner has a table of its entry ids by name hash (open addressing, see
+//!   `table.rs`): it finds the entry a re-registration or an unregistration means, and it is
+//!   the owner's file list, so removing an owner touches only its own entries. Entries do not
+//!   name their owner.
+//! - **Peers** are interned with their text as the replies write it (`ip` or `ip:port`), so a
+//!   search hit hands out the peer's text without formatting it.
+//! - **Tombstones and the sweep**: removing an entry clears its live bit; its id stays in the
+//!   posting lists (searches skip dead ids). Once dead ids the lists may hold pass half the
+//!   live entries, a sweep rewrites the lists one after another without their dead ids, a few
+//!   blocks at a time: every register, unregister or removed file pays a share of it (twice
+//!   the postings per live entry, at most [`MAX_STEP`] postings a call), so a sweep is done
+//!   before the dead pass the living again, and no call pays for the whole index. Ids are
+//!   never reused, so a dead id dropped from a list can never be wanted there again.
 //!
-//! Costs, for an index of `n` files: `register` O(name length) (plus amortised growth);
-//! `unregister` O(name length); `remove_owner` O(files of the owner, with their name
-//! lengths); `set_peer` O(files of the owner); `search` with a pattern of 3 bytes or more
-//! O(length of its rarest trigram's list, at most `n` plus tombstones), usually far less;
-//! shorter patterns O(entries scanned before the cap is reached). Nothing iterates a hash
-//! table to produce output: results come from id order alone, so they are deterministic.
+//! Costs, for an index of `n` files: `register` O(name length) (plus amortised growth and
+//! sweep share); `unregister` O(name length); `remove_owner` O(files of the owner);
+//! `set_peer` O(files of the owner); `search` with a pattern of 3 bytes or more O(length of
+//! its rarest trigram's list, at most `n` plus tombstones), usually far less; shorter
+//! patterns O(entries scanned before the cap is reached). Nothing iterates a hash table to
+//! produce output: results come from id order alone, so they are deterministic.
 //!
-//! The id space is `u32`: at most `u32::MAX - 1` files at once (far beyond memory); running
-//! out of ids through churn compacts.
+//! The id space is `u32`: when more than `u32::MAX - 1` files have been registered over the
+//! index's life, the next registration renumbers the live ones densely, rebuilding the index
+//! (a pause proportional to it, once per four billion registrations).
 
+mod entries;
 mod postings;
 mod table;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use self::postings::{Cursor, Postings, Renumber};
+use self::entries::{Entries, Entry};
+use self::postings::{Cursor, Postings, Rewrite};
 use self::table::{name_hash, GramMap, IdTable};
 use crate::hash::ContentHash;
 use crate::wire::PeerAddr;
@@ -71,16 +81,26 @@ pub struct OwnerId(pub u64);
 pub struct Hit<'a> {
     pub name: &'a str,
     pub peer: PeerAddr,
+    /// `peer` as `SEARCH` and `FIND` replies write it (`ip`, or `ip:port` off the classic
+    /// port), kept with the interned peer: no formatting per hit.
+    pub peer_text: &'a str,
     pub size: u64,
     /// The content hash, when the sharing client gave one (the extension).
     pub hash: Option<ContentHash>,
 }
 
-/// The `owner` of a removed entry (a tombstone), and "none" in the other `u32` fields.
+/// "None" in `u32` fields.
 const NONE: u32 = u32::MAX;
 
-/// Below this many tombstones the index does not bother compacting.
-const MIN_COMPACT: usize = 64;
+/// Below this many dead ids in the posting lists the index does not sweep them.
+const MIN_STALE: usize = 64;
+
+/// The most postings one call reads for the sweep (about half a millisecond); a call owing
+/// more leaves the rest to later calls.
+pub const MAX_STEP: usize = 1 << 16;
+
+/// Ids a segment of entries covers, as a power of two.
+const SEG_BITS: u32 = 12;
 
 /// A posting list this long or longer gets the pattern's next rarest trigrams checked by
 /// seeking in their lists before a candidate's name is read.
@@ -88,93 +108,21 @@ const FILTER_FROM: u32 = 512;
 /// How many of the next rarest lists filter a long one.
 const FILTERS: usize = 2;
 
-/// Everything about one file but its name's bytes: 32 bytes, no padding, so that checking
-/// a candidate reads one entry (and the end of the one before it, usually the same cache
-/// line) besides the name.
-#[derive(Debug, Clone, Copy)]
-struct Meta {
-    /// Where the name ends in the arena; it starts where the previous entry's ends.
-    end: u64,
-    /// The owner's slot in [`Owners::slots`], or [`NONE`] for a removed entry.
-    owner: u32,
-    /// Where this entry's id sits in its owner's file list.
-    owner_pos: u32,
-    /// The peer's slot in [`Peers::slots`].
-    peer: u32,
-    /// The content hash's slot in [`Hashes::slots`], or [`NONE`].
-    hash: u32,
-    size: u64,
-}
-
-/// The entries, by id.
-#[derive(Debug, Default)]
-struct Entries {
-    /// Every name, live or dead, back to back in id order.
-    arena: String,
-    meta: Vec<Meta>,
-}
-
-impl Entries {
-    fn len(&self) -> usize {
-        self.meta.len()
-    }
-
-    #[inline]
-    fn name(&self, id: u32) -> &str {
-        let i = id as usize;
-        let start = if i == 0 { 0 } else { self.meta[i - 1].end };
-        &self.arena[start as usize..self.meta[i].end as usize]
-    }
-
-    #[inline]
-    fn is_live(&self, id: u32) -> bool {
-        self.meta[id as usize].owner != NONE
-    }
-
-    fn hash_of(&self, id: u32) -> u64 {
-        name_hash(self.meta[id as usize].owner, self.name(id).as_bytes())
-    }
-}
-
-/// Content hashes, apart from the entries so that files without one cost no 32 bytes.
-#[derive(Debug, Default)]
-struct Hashes {
-    slots: Vec<[u8; 32]>,
-    free: Vec<u32>,
-}
-
-impl Hashes {
-    fn put(&mut self, hash: Option<ContentHash>) -> u32 {
-        let Some(ContentHash(bytes)) = hash else {
-            return NONE;
-        };
-        if let Some(slot) = self.free.pop() {
-            self.slots[slot as usize] = bytes;
-            return slot;
-        }
-        reserve(&mut self.slots, 1);
-        self.slots.push(bytes);
-        id32(self.slots.len() - 1)
-    }
-
-    fn free(&mut self, slot: u32) {
-        if slot != NONE {
-            self.free.push(slot);
-        }
-    }
-
-    fn get(&self, slot: u32) -> Option<ContentHash> {
-        (slot != NONE).then(|| ContentHash(self.slots[slot as usize]))
-    }
-}
-
 /// Peer addresses, interned: entries hold a `u32`, not a 32-byte `SocketAddr`.
 #[derive(Debug, Default)]
 struct Peers {
     by_addr: BTreeMap<PeerAddr, u32>,
-    /// Each address and how many entries use it (0: a free slot).
-    slots: Vec<(PeerAddr, u32)>,
+    slots: Vec<Peer>,
     free: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct Peer {
+    addr: PeerAddr,
+    /// `addr` as replies write it.
+    text: Box<str>,
+    /// Entries using it (0: a free slot).
+    refs: u32,
 }
 
 impl Peers {
@@ -182,13 +130,18 @@ impl Peers {
         let slot = match self.by_addr.get(&addr) {
             Some(&slot) => slot,
             None => {
+                let peer = Peer {
+                    addr,
+                    text: addr.to_string().into_boxed_str(),
+                    refs: 0,
+                };
                 let slot = match self.free.pop() {
                     Some(slot) => {
-                        self.slots[slot as usize] = (addr, 0);
+                        self.slots[slot as usize] = peer;
                         slot
                     }
                     None => {
-                        self.slots.push((addr, 0));
+                        self.slots.push(peer);
                         id32(self.slots.len() - 1)
                     }
                 };
@@ -196,37 +149,49 @@ impl Peers {
                 slot
             }
         };
-        self.slots[slot as usize].1 += 1;
+        self.slots[slot as usize].refs += 1;
         slot
     }
 
+    /// Takes another reference to `slot` if it is in use for `addr`.
+    fn reuse(&mut self, slot: u32, addr: PeerAddr) -> bool {
+        match self.slots.get_mut(slot as usize) {
+            Some(p) if p.refs > 0 && p.addr == addr => {
+                p.refs += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn add_ref(&mut self, slot: u32) {
-        self.slots[slot as usize].1 += 1;
+        self.slots[slot as usize].refs += 1;
     }
 
     fn release(&mut self, slot: u32) {
-        let (addr, refs) = &mut self.slots[slot as usize];
-        *refs -= 1;
-        if *refs == 0 {
-            self.by_addr.remove(addr);
+        let p = &mut self.slots[slot as usize];
+        p.refs -= 1;
+        if p.refs == 0 {
+            self.by_addr.remove(&p.addr);
+            p.text = Box::default();
             self.free.push(slot);
         }
     }
 
-    fn addr(&self, slot: u32) -> PeerAddr {
-        self.slots[slot as usize].0
+    fn get(&self, slot: u32) -> &Peer {
+        &self.slots[slot as usize]
     }
 }
 
-/// One owner: its id and its entries (in no particular order).
+/// One owner: its id, its files by name, and the peer slot of its last registration.
 #[derive(Debug)]
 struct Owner {
     id: OwnerId,
-    files: Vec<u32>,
+    files: IdTable,
+    last_peer: u32,
 }
 
-/// Owners by slot: entries name their owner by a `u32` slot; a slot is reused once its
-/// owner has no files left.
+/// Owners by slot; a slot is reused once its owner has no files left.
 #[derive(Debug, Default)]
 struct Owners {
     by_id: BTreeMap<OwnerId, u32>,
@@ -241,7 +206,8 @@ impl Owners {
         }
         let owner = Owner {
             id,
-            files: Vec::new(),
+            files: IdTable::default(),
+            last_peer: NONE,
         };
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -257,40 +223,84 @@ impl Owners {
         slot
     }
 
-    /// Frees `slot` (whose files are gone).
-    fn release(&mut self, slot: u32) {
+    /// Frees `slot` (whose files are gone); returns its file table.
+    fn release(&mut self, slot: u32) -> IdTable {
         let owner = &mut self.slots[slot as usize];
         self.by_id.remove(&owner.id);
-        owner.files = Vec::new();
         self.free.push(slot);
+        std::mem::take(&mut owner.files)
+    }
+}
+
+/// A sweep of the posting lists under way.
+#[derive(Debug, Default)]
+struct Sweep {
+    /// The list being rewritten.
+    list: usize,
+    rewrite: Rewrite,
+    /// The dead ids there were when the sweep began: none is in any list once it is done.
+    clears: usize,
+}
+
+/// Knobs that tests turn down so that small indexes exercise segments, sweeps in many steps
+/// and running out of ids.
+#[derive(Debug, Clone, Copy)]
+struct Tuning {
+    seg_bits: u32,
+    min_stale: usize,
+    max_step: usize,
+    id_limit: u32,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            seg_bits: SEG_BITS,
+            min_stale: MIN_STALE,
+            max_step: MAX_STEP,
+            id_limit: NONE,
+        }
     }
 }
 
 /// The in-memory index. See the module docs for its layout and costs.
-#[derive(Default)]
 pub struct Index {
     entries: Entries,
     /// Live entries.
     live: usize,
-    /// Bytes of live names in the arena.
+    /// Bytes of live names.
     live_bytes: usize,
-    hashes: Hashes,
     peers: Peers,
     owners: Owners,
-    /// Live entries by (owner slot, name).
-    names: IdTable,
     /// Trigram to posting list.
     grams: GramMap,
     lists: Vec<Postings>,
+    /// Ids in all posting lists, dead ones included.
+    postings: usize,
+    /// Dead ids the posting lists may still hold.
+    stale: usize,
+    sweep: Option<Sweep>,
+    /// Sweeps done.
+    sweeps: u64,
+    /// Postings owed to the sweep.
+    debt: usize,
+    tuning: Tuning,
     /// A reusable buffer for a name's trigrams.
     scratch: Vec<u32>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Self::with_tuning(Tuning::default())
+    }
 }
 
 impl fmt::Debug for Index {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Index")
             .field("files", &self.live)
-            .field("tombstones", &(self.entries.len() - self.live))
+            .field("stale", &self.stale)
+            .field("sweeps", &self.sweeps)
             .field("owners", &self.owners.by_id.len())
             .field("trigrams", &self.lists.len())
             .finish_non_exhaustive()
@@ -300,15 +310,6 @@ impl fmt::Debug for Index {
 /// A `usize` known to fit a `u32` id.
 fn id32(n: usize) -> u32 {
     u32::try_from(n).expect("fewer than 2^32 ids")
-}
-
-/// Makes room for `extra` more items, growing by an eighth rather than doubling: the entry
-/// tables and the arena are most of the index, and doubling would leave up to half of them
-/// unused. A factor of 1.125 still costs O(1) copies an item on average.
-fn reserve<T>(v: &mut Vec<T>, extra: usize) {
-    if v.capacity() - v.len() < extra {
-        v.reserve_exact(extra.max(v.len() / 8).max(4));
-    }
 }
 
 /// A trigram as a number: its three bytes, big-endian, in the low 24 bits.
@@ -347,6 +348,38 @@ impl Index {
         Self::default()
     }
 
+    fn with_tuning(tuning: Tuning) -> Self {
+        Self {
+            entries: Entries::new(tuning.seg_bits),
+            live: 0,
+            live_bytes: 0,
+            peers: Peers::default(),
+            owners: Owners::default(),
+            grams: GramMap::default(),
+            lists: Vec::new(),
+            postings: 0,
+            stale: 0,
+            sweep: None,
+            sweeps: 0,
+            debt: 0,
+            tuning,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// An index with tiny segments (`2^seg_bits` ids), sweeps that start at `min_stale` dead
+    /// ids and read at most `max_step` postings a call, and ids that run out at `id_limit`:
+    /// so that tests of a few hundred files reach every path. For tests only.
+    #[doc(hidden)]
+    pub fn for_tests(seg_bits: u32, min_stale: usize, max_step: usize, id_limit: u32) -> Self {
+        Self::with_tuning(Tuning {
+            seg_bits,
+            min_stale,
+            max_step: max_step.max(1),
+            id_limit,
+        })
+    }
+
     /// Shares `name` from `owner`, reachable at `peer`. Registering a name the owner already
     /// shares updates its size, hash and address and keeps its place in the order.
     pub fn register(
@@ -357,62 +390,33 @@ impl Index {
         size: u64,
         hash: Option<ContentHash>,
     ) {
+        if self.entries.next_id() >= self.tuning.id_limit {
+            self.renumber();
+        }
         let slot = self.owners.slot_or_insert(owner);
-        let h = name_hash(slot, name.as_bytes());
+        let h = name_hash(name.as_bytes());
         let entries = &self.entries;
-        let found = self.names.find(h, |id| {
-            entries.meta[id as usize].owner == slot && entries.name(id) == name
-        });
-        if let Some(id) = found {
-            let m = &mut self.entries.meta[id as usize];
-            m.size = size;
-            self.hashes.free(m.hash);
-            m.hash = self.hashes.put(hash);
-            if self.peers.addr(m.peer) != peer {
+        let o = &mut self.owners.slots[slot as usize];
+        if let Some(id) = o.files.find(h, |id| entries.name(id) == name) {
+            let m = self.entries.update(id, size, hash);
+            if self.peers.get(m.peer).addr != peer {
                 self.peers.release(m.peer);
                 m.peer = self.peers.acquire(peer);
+                o.last_peer = m.peer;
             }
             return;
         }
-        if self.entries.len() >= NONE as usize {
-            // Out of ids: renumber; only 2^32 - 1 live files could stop this.
-            self.compact();
-            assert!(
-                self.entries.len() < NONE as usize,
-                "fewer than 2^32 - 1 files"
-            );
-        }
-        let id = id32(self.entries.len());
         // The owner's last file usually has the same peer: reuse its slot without a lookup.
-        let files = &self.owners.slots[slot as usize].files;
-        let peer_slot = match files.last() {
-            Some(&last) if self.peers.addr(self.entries.meta[last as usize].peer) == peer => {
-                let p = self.entries.meta[last as usize].peer;
-                self.peers.add_ref(p);
-                p
-            }
-            _ => self.peers.acquire(peer),
+        let peer_slot = if self.peers.reuse(o.last_peer, peer) {
+            o.last_peer
+        } else {
+            self.peers.acquire(peer)
         };
-        let owner_files = &mut self.owners.slots[slot as usize].files;
-        let owner_pos = id32(owner_files.len());
-        reserve(owner_files, 1);
-        owner_files.push(id);
-        let e = &mut self.entries;
-        if e.arena.capacity() - e.arena.len() < name.len() {
-            e.arena.reserve_exact(name.len().max(e.arena.len() / 8));
-        }
-        e.arena.push_str(name);
-        reserve(&mut e.meta, 1);
-        e.meta.push(Meta {
-            end: e.arena.len() as u64,
-            owner: slot,
-            owner_pos,
-            peer: peer_slot,
-            hash: self.hashes.put(hash),
-            size,
-        });
+        o.last_peer = peer_slot;
+        let id = self.entries.push(name, peer_slot, size, hash);
         let entries = &self.entries;
-        self.names.insert(h, id, |id| entries.hash_of(id));
+        o.files
+            .insert(h, id, |id| name_hash(entries.name(id).as_bytes()));
         self.live += 1;
         self.live_bytes += name.len();
         grams_of(name.as_bytes(), &mut self.scratch);
@@ -424,6 +428,8 @@ impl Index {
             });
             self.lists[list as usize].push(id);
         }
+        self.postings += self.scratch.len();
+        self.maintain(1);
     }
 
     /// Moves every file of `owner` to `peer` (its file server moved).
@@ -433,14 +439,16 @@ impl Index {
         };
         // Held while the files move, so the new slot cannot be freed under them.
         let new = self.peers.acquire(peer);
-        for &id in &self.owners.slots[slot as usize].files {
-            let m = &mut self.entries.meta[id as usize];
+        let o = &mut self.owners.slots[slot as usize];
+        for id in o.files.ids() {
+            let m = self.entries.meta_mut(id);
             if m.peer != new {
                 self.peers.release(m.peer);
                 self.peers.add_ref(new);
                 m.peer = new;
             }
         }
+        o.last_peer = new;
         self.peers.release(new);
     }
 
@@ -449,25 +457,18 @@ impl Index {
         let Some(&slot) = self.owners.by_id.get(&owner) else {
             return false;
         };
-        let h = name_hash(slot, name.as_bytes());
+        let h = name_hash(name.as_bytes());
         let entries = &self.entries;
-        let Some(id) = self.names.find(h, |id| {
-            entries.meta[id as usize].owner == slot && entries.name(id) == name
-        }) else {
+        let files = &mut self.owners.slots[slot as usize].files;
+        let Some(id) = files.find(h, |id| entries.name(id) == name) else {
             return false;
         };
-        self.names.remove(h, id);
-        let pos = self.entries.meta[id as usize].owner_pos;
-        let files = &mut self.owners.slots[slot as usize].files;
-        files.swap_remove(pos as usize);
-        if let Some(&moved) = files.get(pos as usize) {
-            self.entries.meta[moved as usize].owner_pos = pos;
-        }
-        if files.is_empty() {
+        files.remove(h, id);
+        if files.len() == 0 {
             self.owners.release(slot);
         }
         self.bury(id);
-        self.maybe_compact();
+        self.maintain(1);
         true
     }
 
@@ -476,82 +477,111 @@ impl Index {
         let Some(&slot) = self.owners.by_id.get(&owner) else {
             return 0;
         };
-        let files = std::mem::take(&mut self.owners.slots[slot as usize].files);
-        self.owners.release(slot);
-        for &id in &files {
-            let entries = &self.entries;
-            self.names.remove(entries.hash_of(id), id);
+        let files = self.owners.release(slot);
+        for id in files.ids() {
             self.bury(id);
         }
-        self.maybe_compact();
+        self.maintain(files.len());
         files.len()
     }
 
-    /// Marks `id` (out of the name table and its owner's list already) as removed.
+    /// Marks `id` (out of its owner's table already) as removed.
     fn bury(&mut self, id: u32) {
-        let len = self.entries.name(id).len();
-        let m = &mut self.entries.meta[id as usize];
-        self.peers.release(m.peer);
-        self.hashes.free(m.hash);
-        m.owner = NONE;
-        m.hash = NONE;
+        let (peer, len) = self.entries.kill(id);
+        self.peers.release(peer);
         self.live -= 1;
         self.live_bytes -= len;
+        self.stale += 1;
     }
 
-    fn maybe_compact(&mut self) {
-        let dead = self.entries.len() - self.live;
-        if dead >= MIN_COMPACT && dead > self.live {
-            self.compact();
+    /// Pays `units` calls' or files' share of the sweep, starting one when the dead ids in
+    /// the posting lists pass half the live entries.
+    fn maintain(&mut self, units: usize) {
+        if self.sweep.is_none() {
+            if self.stale < self.tuning.min_stale || self.stale * 2 <= self.live {
+                return;
+            }
+            self.sweep = Some(Sweep {
+                clears: self.stale,
+                ..Sweep::default()
+            });
+            self.debt = 0;
         }
+        // Twice the postings per live entry, a unit: the sweep is done before as many
+        // entries as half the living have come or gone.
+        let pace = 2 * self.postings / self.live.max(1) + 1;
+        self.debt = self.debt.saturating_add(units.saturating_mul(pace));
+        let budget = self.debt.min(self.tuning.max_step);
+        let used = self.sweep_for(budget);
+        self.debt -= used.min(self.debt);
     }
 
-    /// Drops every tombstone now: renumbers the live entries densely (keeping their order)
-    /// and rewrites the name arena, the posting lists and the tables. The index does this by
-    /// itself once removed entries outnumber live ones; calling it early only costs time.
-    pub fn compact(&mut self) {
-        let old = std::mem::take(&mut self.entries);
-        let r = Renumber::new(old.len(), |id| old.is_live(id));
-        let mut entries = Entries {
-            arena: String::with_capacity(self.live_bytes),
-            meta: Vec::with_capacity(self.live),
-        };
-        let mut hashes = Hashes {
-            slots: Vec::with_capacity(self.hashes.slots.len() - self.hashes.free.len()),
-            free: Vec::new(),
-        };
-        for id in (0..id32(old.len())).filter(|&id| old.is_live(id)) {
-            let mut m = old.meta[id as usize];
-            m.hash = hashes.put(self.hashes.get(m.hash));
-            entries.arena.push_str(old.name(id));
-            m.end = entries.arena.len() as u64;
-            entries.meta.push(m);
-        }
-        drop(old);
-        self.entries = entries;
-        self.hashes = hashes;
-        for owner in &mut self.owners.slots {
-            for id in &mut owner.files {
-                *id = r.get(*id).expect("owners list live ids only");
+    /// Sweeps about `budget` postings (or until the sweep is done); returns the postings
+    /// read (at least one a list).
+    fn sweep_for(&mut self, budget: usize) -> usize {
+        let mut used = 0;
+        while used < budget {
+            let Some(sweep) = &mut self.sweep else { break };
+            let Some(list) = self.lists.get_mut(sweep.list) else {
+                self.stale -= sweep.clears;
+                self.sweep = None;
+                self.sweeps += 1;
+                self.debt = 0;
+                break;
+            };
+            let before = list.count() as usize;
+            let entries = &self.entries;
+            let (read, done) =
+                list.rewrite(&mut sweep.rewrite, |id| entries.is_live(id), budget - used);
+            used += read.max(1);
+            if done {
+                self.postings = self.postings - before + list.count() as usize;
+                sweep.list += 1;
             }
         }
-        let entries = &self.entries;
-        self.names.remap(&r, |id| entries.hash_of(id));
-        // Rewrite the posting lists, dropping those left empty.
-        let old_lists = std::mem::take(&mut self.lists);
-        let old_grams = std::mem::take(&mut self.grams);
-        let mut scratch = Vec::new();
-        for (g, list) in old_grams.pairs() {
-            let fresh = old_lists[list as usize].remap(&r, &mut scratch);
-            if fresh.count() > 0 {
-                let lists = &mut self.lists;
-                self.grams.get_or_insert(g, || {
-                    lists.push(fresh);
-                    id32(lists.len() - 1)
+        used
+    }
+
+    /// Drops every tombstone now: finishes the sweep of the posting lists (and sweeps them
+    /// again for what died since it began) and rewrites every segment with dead entries.
+    /// The index does this by itself, a little at a time; calling it only costs time.
+    pub fn compact(&mut self) {
+        while self.stale > 0 {
+            if self.sweep.is_none() {
+                self.sweep = Some(Sweep {
+                    clears: self.stale,
+                    ..Sweep::default()
                 });
             }
+            self.sweep_for(usize::MAX);
         }
-        self.lists.shrink_to_fit();
+        self.entries.compact_all();
+    }
+
+    /// Out of ids: rebuilds the index from its live entries, renumbered densely in their
+    /// order (owners, peers and files the same; owner slots may change).
+    fn renumber(&mut self) {
+        let mut all: Vec<(u32, OwnerId)> = Vec::with_capacity(self.live);
+        for (&owner, &slot) in &self.owners.by_id {
+            all.extend(
+                self.owners.slots[slot as usize]
+                    .files
+                    .ids()
+                    .map(|id| (id, owner)),
+            );
+        }
+        all.sort_unstable_by_key(|&(id, _)| id);
+        assert!(
+            (all.len() as u64) < u64::from(self.tuning.id_limit),
+            "fewer live files than ids"
+        );
+        let old = std::mem::replace(self, Self::with_tuning(self.tuning));
+        for (id, owner) in all {
+            let e = old.entries.get(id).expect("owners hold live ids");
+            let peer = old.peers.get(e.meta.peer).addr;
+            let hash = e.hash.map(|&h| ContentHash(h));
+            self.register(owner, peer, e.name, e.meta.size(), hash);
+        }
     }
 
     /// Calls `each` for every file whose name contains `pattern` (case-sensitive), in
@@ -570,15 +600,15 @@ impl Index {
         if cap == 0 {
             return 0;
         }
-        let mut visit = |id: u32| -> bool {
-            let name = self.entries.name(id);
-            if contains(name, pattern) {
-                let m = &self.entries.meta[id as usize];
+        let mut report = |e: Entry<'_>| -> bool {
+            if contains(e.name, pattern) {
+                let peer = self.peers.get(e.meta.peer);
                 let hit = Hit {
-                    name,
-                    peer: self.peers.addr(m.peer),
-                    size: m.size,
-                    hash: self.hashes.get(m.hash),
+                    name: e.name,
+                    peer: peer.addr,
+                    peer_text: &peer.text,
+                    size: e.meta.size(),
+                    hash: e.hash.map(|&h| ContentHash(h)),
                 };
                 if each(hit) {
                     found += 1;
@@ -587,11 +617,7 @@ impl Index {
             found < cap
         };
         if pattern.len() < 3 {
-            for id in 0..id32(self.entries.len()) {
-                if self.entries.is_live(id) && !visit(id) {
-                    break;
-                }
-            }
+            self.entries.scan(report);
             return found;
         }
         let mut grams = Vec::new();
@@ -632,8 +658,10 @@ impl Index {
                     }
                 }
             }
-            if self.entries.is_live(id) && !visit(id) {
-                break;
+            if let Some(e) = self.entries.get(id) {
+                if !report(e) {
+                    break;
+                }
             }
         }
         found
@@ -656,35 +684,51 @@ impl Index {
             .map_or(0, |&slot| self.owners.slots[slot as usize].files.len())
     }
 
-    /// Approximately how many bytes of heap the index holds: the name arena, the entry
-    /// tables, the posting lists and the lookup tables (capacity, not length; the small
-    /// per-node overhead of the owner and peer maps is estimated).
+    /// Approximately how many bytes of heap the index holds: the entries, the posting lists
+    /// and the lookup tables (capacity, not length; the small per-node overhead of the owner
+    /// and peer maps is estimated).
     pub fn heap_bytes(&self) -> usize {
+        self.heap_parts().iter().map(|p| p.1).sum()
+    }
+
+    /// [`Index::heap_bytes`] in parts: names, content hashes, the rest of the entries,
+    /// owners, peers, posting lists, the trigram map, the sweep's buffers.
+    pub fn heap_parts(&self) -> [(&'static str, usize); 8] {
         use std::mem::size_of;
-        let e = &self.entries;
         let owners = self.owners.slots.capacity() * size_of::<Owner>()
             + self
                 .owners
                 .slots
                 .iter()
-                .map(|o| o.files.capacity() * 4)
+                .map(|o| o.files.heap_bytes())
                 .sum::<usize>()
             + self.owners.by_id.len() * (size_of::<(OwnerId, u32)>() + 8)
             + self.owners.free.capacity() * 4;
-        let peers = self.peers.slots.capacity() * size_of::<(PeerAddr, u32)>()
+        let peers = self.peers.slots.capacity() * size_of::<Peer>()
+            + self.peers.slots.iter().map(|p| p.text.len()).sum::<usize>()
             + self.peers.by_addr.len() * (size_of::<(PeerAddr, u32)>() + 8)
             + self.peers.free.capacity() * 4;
-        e.arena.capacity()
-            + e.meta.capacity() * size_of::<Meta>()
-            + self.hashes.slots.capacity() * 32
-            + self.hashes.free.capacity() * 4
-            + owners
-            + peers
-            + self.names.heap_bytes()
-            + self.grams.heap_bytes()
-            + self.lists.capacity() * size_of::<Postings>()
-            + self.lists.iter().map(Postings::heap_bytes).sum::<usize>()
-            + self.scratch.capacity() * 4
+        let entries = self.entries.heap_bytes();
+        let hashes = self.entries.hash_bytes();
+        let names = self.entries.arena_bytes();
+        [
+            ("names (arena capacity)", names),
+            ("content hashes", hashes),
+            ("entry records and bitmaps", entries - hashes - names),
+            ("owners and their name tables", owners),
+            ("peers", peers),
+            (
+                "posting lists",
+                self.lists.capacity() * size_of::<Postings>()
+                    + self.lists.iter().map(Postings::heap_bytes).sum::<usize>(),
+            ),
+            ("trigram map", self.grams.heap_bytes()),
+            (
+                "sweep and scratch",
+                self.sweep.as_ref().map_or(0, |s| s.rewrite.heap_bytes())
+                    + self.scratch.capacity() * 4,
+            ),
+        ]
     }
 
     /// Bytes of live file names held (the part of [`Index::heap_bytes`] that is the names
@@ -697,89 +741,83 @@ impl Index {
     /// list.
     pub fn check_invariants(&self) {
         let e = &self.entries;
-        let n = e.len();
-        assert_eq!(e.meta.last().map_or(0, |m| m.end as usize), e.arena.len());
-        assert!(e.meta.windows(2).all(|w| w[0].end <= w[1].end));
-        let live: Vec<u32> = (0..id32(n)).filter(|&id| e.is_live(id)).collect();
+        let live = e.check();
         assert_eq!(live.len(), self.live);
         let live_bytes: usize = live.iter().map(|&id| e.name(id).len()).sum();
         assert_eq!(live_bytes, self.live_bytes);
-        // Owners: every live entry is in its owner's list, at the place it says.
-        let mut total = 0;
+        assert!(live.last().is_none_or(|&id| id < e.next_id()));
+        // Owners: their tables hold exactly the live entries, each findable by name.
+        let mut owned = Vec::new();
         for (owner, &slot) in &self.owners.by_id {
             let o = &self.owners.slots[slot as usize];
             assert_eq!(o.id, *owner);
-            assert!(!o.files.is_empty(), "an owner without files is released");
-            for (pos, &id) in o.files.iter().enumerate() {
-                let m = &e.meta[id as usize];
-                assert_eq!((m.owner, m.owner_pos as usize), (slot, pos));
+            assert!(o.files.len() > 0, "an owner without files is released");
+            assert_eq!(o.files.ids().count(), o.files.len());
+            for id in o.files.ids() {
+                let name = e.name(id);
+                let found = o
+                    .files
+                    .find(name_hash(name.as_bytes()), |x| e.name(x) == name);
+                assert_eq!(found, Some(id));
+                owned.push(id);
             }
-            total += o.files.len();
         }
-        assert_eq!(total, self.live);
+        owned.sort_unstable();
+        assert_eq!(owned, live, "every live entry has one owner");
         assert_eq!(
             self.owners.by_id.len() + self.owners.free.len(),
             self.owners.slots.len()
         );
-        // The name table holds exactly the live entries, each findable by (owner, name).
-        assert_eq!(self.names.len(), self.live);
-        assert_eq!(self.names.ids().count(), self.live);
-        for &id in &live {
-            let m = &e.meta[id as usize];
-            let name = e.name(id);
-            let found = self.names.find(name_hash(m.owner, name.as_bytes()), |x| {
-                e.meta[x as usize].owner == m.owner && e.name(x) == name
-            });
-            assert_eq!(found, Some(id));
-        }
         // Peers: reference counts are the number of live entries using each.
         let mut refs = vec![0u32; self.peers.slots.len()];
         for &id in &live {
-            refs[e.meta[id as usize].peer as usize] += 1;
+            refs[e.get(id).expect("live").meta.peer as usize] += 1;
         }
-        for (slot, &(addr, count)) in self.peers.slots.iter().enumerate() {
-            assert_eq!(count, refs[slot]);
-            if count > 0 {
-                assert_eq!(self.peers.by_addr.get(&addr), Some(&id32(slot)));
+        for (slot, p) in self.peers.slots.iter().enumerate() {
+            assert_eq!(p.refs, refs[slot]);
+            if p.refs > 0 {
+                assert_eq!(self.peers.by_addr.get(&p.addr), Some(&id32(slot)));
+                assert_eq!(*p.text, p.addr.to_string());
             }
         }
         assert_eq!(
             self.peers.by_addr.len() + self.peers.free.len(),
             self.peers.slots.len()
         );
-        // Hashes: each used slot belongs to one live entry.
-        let mut used = vec![false; self.hashes.slots.len()];
-        for &slot in &self.hashes.free {
-            assert!(!std::mem::replace(&mut used[slot as usize], true));
-        }
-        for &id in &live {
-            let slot = e.meta[id as usize].hash;
-            if slot != NONE {
-                assert!(!std::mem::replace(&mut used[slot as usize], true));
-            }
-        }
-        assert!(used.iter().all(|&u| u), "every hash slot used or free");
-        // Postings: each list holds exactly the ids (live or dead) whose names hold its
-        // trigram.
+        // Postings: each live id is in exactly the lists of its name's trigrams; dead ids
+        // in the lists are no more than `stale` says.
         assert_eq!(self.grams.len(), self.lists.len());
         let mut listed = vec![false; self.lists.len()];
-        let mut postings = 0usize;
+        let mut pairs = Vec::new();
+        let mut dead = Vec::new();
+        let mut postings = 0;
         for (g, list) in self.grams.pairs() {
             assert!(!std::mem::replace(&mut listed[list as usize], true));
             let ids = self.lists[list as usize].check();
+            postings += ids.len();
             let bytes = [(g >> 16) as u8, (g >> 8) as u8, g as u8];
             for &id in &ids {
-                assert!(e.name(id).as_bytes().windows(3).any(|w| w == bytes));
+                match e.get(id) {
+                    Some(entry) => {
+                        assert!(entry.name.as_bytes().windows(3).any(|w| w == bytes));
+                        pairs.push((id, g));
+                    }
+                    None => dead.push(id),
+                }
             }
-            postings += ids.len();
         }
+        assert_eq!(postings, self.postings);
+        dead.sort_unstable();
+        dead.dedup();
+        assert!(dead.len() <= self.stale, "{} dead ids listed", dead.len());
+        pairs.sort_unstable();
+        let mut want = Vec::new();
         let mut grams = Vec::new();
-        let mut expected = 0usize;
-        for id in 0..id32(n) {
+        for &id in &live {
             grams_of(e.name(id).as_bytes(), &mut grams);
-            expected += grams.len();
+            want.extend(grams.iter().map(|&g| (id, g)));
         }
-        assert_eq!(postings, expected, "every name's trigrams are posted once");
+        assert_eq!(pairs, want, "every live name's trigrams are posted once");
     }
 }
 
@@ -944,10 +982,131 @@ mod tests {
                 assert_eq!(plain(&ix, pattern), want, "pattern {pattern:?}");
             }
         }
-        assert!(ix.entries.len() < 2 * ix.len() + MIN_COMPACT);
+        assert!(ix.stale <= 2 * ix.len() + MIN_STALE);
         ix.compact();
         ix.check_invariants();
-        assert_eq!(ix.entries.len(), ix.len());
+        assert_eq!(ix.stale, 0);
+        assert!(ix.sweep.is_none());
+    }
+
+    #[test]
+    fn hits_carry_the_peer_text_and_follow_a_new_join() {
+        let mut ix = Index::new();
+        ix.register(OwnerId(1), peer(1235), "a.txt", 1, None);
+        ix.register(OwnerId(1), peer(1235), "b.txt", 1, None);
+        ix.register(OwnerId(2), peer(4000), "c.txt", 1, None);
+        let texts = |ix: &Index| {
+            let mut out = Vec::new();
+            ix.search("txt", 10, |h| {
+                assert_eq!(h.peer_text, h.peer.to_string());
+                out.push(h.peer_text.to_owned());
+                true
+            });
+            out
+        };
+        assert_eq!(texts(&ix), ["127.0.0.1", "127.0.0.1", "127.0.0.1:4000"]);
+        // Owner 1 re-joins on another port: both files move, and the old slot is freed
+        // and taken by a new address, whose text must not be the old one.
+        ix.set_peer(OwnerId(1), peer(5000));
+        assert_eq!(
+            texts(&ix),
+            ["127.0.0.1:5000", "127.0.0.1:5000", "127.0.0.1:4000"]
+        );
+        let v6 = PeerAddr("[::1]:1235".parse().unwrap());
+        ix.register(OwnerId(3), v6, "d.txt", 1, None);
+        ix.set_peer(OwnerId(2), PeerAddr("[::1]:7".parse().unwrap()));
+        assert_eq!(
+            texts(&ix),
+            ["127.0.0.1:5000", "127.0.0.1:5000", "[::1]:7", "::1"]
+        );
+        // A re-registration from another address moves only that file.
+        ix.register(OwnerId(1), peer(1235), "a.txt", 1, None);
+        assert_eq!(
+            texts(&ix),
+            ["127.0.0.1", "127.0.0.1:5000", "[::1]:7", "::1"]
+        );
+        ix.check_invariants();
+    }
+
+    /// Many removals with tiny segments and a sweep that reads a few postings a call: the
+    /// sweep runs over many calls while files come and go, and searches stay exact.
+    #[test]
+    fn the_sweep_runs_in_steps() {
+        let mut ix = Index::for_tests(3, 4, 20, NONE);
+        let mut model: Vec<(u64, String)> = Vec::new();
+        let mut steps = 0;
+        for round in 0..40u64 {
+            for i in 0..12u64 {
+                let owner = round * 3 + i % 3;
+                let name = format!("song {i} of round {round} abc");
+                ix.register(OwnerId(owner), peer(1), &name, i, None);
+                model.push((owner, name));
+            }
+            if round >= 2 {
+                for gone in [
+                    (round - 2) * 3 + round % 3,
+                    (round - 2) * 3 + (round + 1) % 3,
+                ] {
+                    ix.remove_owner(OwnerId(gone));
+                    model.retain(|(o, _)| *o != gone);
+                }
+                let o = (round - 1) * 3 + (round + 2) % 3;
+                let name = format!("song {} of round {} abc", (round + 2) % 3, round - 1);
+                assert!(ix.unregister(OwnerId(o), &name));
+                model.retain(|(mo, n)| !(*mo == o && *n == name));
+            }
+            if ix.sweep.is_some() {
+                steps += 1;
+            }
+            ix.check_invariants();
+            for pattern in ["", "abc", "round 1", "song 4", "7 abc", "s"] {
+                let want: Vec<String> = model
+                    .iter()
+                    .filter(|(_, n)| n.contains(pattern))
+                    .map(|(_, n)| n.clone())
+                    .collect();
+                assert_eq!(plain(&ix, pattern), want, "pattern {pattern:?}");
+            }
+        }
+        let sweeps = ix.sweeps;
+        assert!(
+            sweeps > 1 && steps > sweeps,
+            "{sweeps} sweeps, {steps} rounds mid-sweep"
+        );
+        assert!(ix.stale <= 2 * ix.len() + 4);
+        ix.compact();
+        ix.check_invariants();
+        assert_eq!(ix.stale, 0);
+    }
+
+    #[test]
+    fn running_out_of_ids_renumbers() {
+        let mut ix = Index::for_tests(2, 2, 3, 50);
+        let mut model: Vec<(u64, String, u64)> = Vec::new();
+        for i in 0..400u64 {
+            let owner = i % 5;
+            let name = format!("file {}", i % 8);
+            ix.register(OwnerId(owner), peer(1000 + owner as u16), &name, i, None);
+            match model.iter_mut().find(|(o, n, _)| *o == owner && *n == name) {
+                Some(m) => m.2 = i,
+                None => model.push((owner, name, i)),
+            }
+            if i % 7 == 0 {
+                let gone = format!("file {}", (i * 3) % 8);
+                let had = model.iter().any(|(o, n, _)| *o == owner && *n == gone);
+                assert_eq!(ix.unregister(OwnerId(owner), &gone), had);
+                model.retain(|(o, n, _)| !(*o == owner && *n == gone));
+            }
+            assert!(ix.entries.next_id() <= 50);
+            ix.check_invariants();
+            let mut seen = Vec::new();
+            ix.search("file", usize::MAX, |h| {
+                seen.push((h.name.to_owned(), h.size));
+                true
+            });
+            let want: Vec<(String, u64)> = model.iter().map(|(_, n, s)| (n.clone(), *s)).collect();
+            assert_eq!(seen, want);
+        }
     }
 
     #[test]

@@ -85,34 +85,6 @@ impl Postings {
         self.skips.push(Skip { id: self.last, at });
     }
 
-    /// The list of `ids` (strictly ascending), built in one go.
-    fn from_sorted(ids: &[u32]) -> Self {
-        let mut out = Self {
-            bytes: Vec::with_capacity(ids.len() + ids.len() / 2 + 8),
-            skips: Vec::with_capacity(ids.len() / BLOCK),
-            last: 0,
-            count: u32::try_from(ids.len()).expect("fewer than 2^32 ids"),
-        };
-        let mut prev = u32::MAX;
-        let mut blocks = ids.chunks_exact(BLOCK);
-        for block in &mut blocks {
-            let mut gaps = [0u32; BLOCK];
-            for (g, &id) in gaps.iter_mut().zip(block) {
-                *g = id.wrapping_sub(prev) - 1;
-                prev = id;
-            }
-            out.last = prev;
-            out.pack(&gaps);
-        }
-        for &id in blocks.remainder() {
-            write_varint(&mut out.bytes, id.wrapping_sub(prev) - 1);
-            prev = id;
-        }
-        out.last = ids.last().copied().unwrap_or_default();
-        out.bytes.shrink_to_fit();
-        out
-    }
-
     fn tail_start(&self) -> usize {
         self.skips.last().map_or(0, |s| s.at as usize)
     }
@@ -126,17 +98,92 @@ impl Postings {
         Cursor::new(self)
     }
 
-    /// The list with every id renumbered by `r`, dropping the dead; `scratch` is a buffer to
-    /// reuse.
-    pub(super) fn remap(&self, r: &Renumber, scratch: &mut Vec<u32>) -> Self {
-        scratch.clear();
+    /// Carries `rw` on over up to about `budget` ids of this list (whole blocks), keeping
+    /// those `keep` accepts. On reaching the tail (at most `BLOCK - 1` ids, read whatever the
+    /// budget) it finishes: the list becomes the rewritten one. Returns the ids read and
+    /// whether it finished.
+    ///
+    /// Between calls the list may grow (ids are only appended, and full blocks never
+    /// change), so a rewrite spread over many calls still sees every id.
+    pub(super) fn rewrite(
+        &mut self,
+        rw: &mut Rewrite,
+        keep: impl Fn(u32) -> bool,
+        budget: usize,
+    ) -> (usize, bool) {
+        let mut read = 0;
+        let mut ids = [0u32; BLOCK];
+        while rw.block < self.skips.len() {
+            if read >= budget {
+                return (read, false);
+            }
+            self.decode_block(rw.block, &mut ids);
+            for &id in &ids {
+                if keep(id) {
+                    rw.kept.push(id);
+                }
+            }
+            if rw.kept.len() >= BLOCK {
+                rw.flush();
+            }
+            read += BLOCK;
+            rw.block += 1;
+        }
         let mut c = self.cursor();
-        while let Some(id) = c.next() {
-            if let Some(new) = r.get(id) {
-                scratch.push(new);
+        c.enter(self.skips.len());
+        while let Some(id) = c.step() {
+            read += 1;
+            if keep(id) {
+                rw.kept.push(id);
             }
         }
-        Self::from_sorted(scratch)
+        rw.flush();
+        let mut fresh = std::mem::take(&mut rw.fresh);
+        for &id in &rw.kept {
+            fresh.push(id);
+        }
+        rw.kept.clear();
+        rw.block = 0;
+        fresh.bytes.shrink_to_fit();
+        fresh.skips.shrink_to_fit();
+        *self = fresh;
+        (read, true)
+    }
+
+    /// The ids of full block `j`.
+    fn decode_block(&self, j: usize, out: &mut [u32; BLOCK]) {
+        let (start, mut cur) = match j.checked_sub(1) {
+            Some(p) => (self.skips[p].at as usize, self.skips[p].id),
+            None => (0, u32::MAX),
+        };
+        let width = usize::from(self.bytes[start]);
+        let data = &self.bytes[start + 1..start + 1 + 16 * width];
+        let mask = (1u64 << width) - 1;
+        for (i, id) in out.iter_mut().enumerate() {
+            let bit = i * width;
+            let word = read_u64(data, bit / 8) >> (bit % 8);
+            cur = cur.wrapping_add((word & mask) as u32).wrapping_add(1);
+            *id = cur;
+        }
+    }
+
+    /// Appends a full block of `ids` (ascending, above every id held) to a list whose ids
+    /// fill whole blocks.
+    fn push_block(&mut self, ids: &[u32]) {
+        debug_assert!(self.count as usize % BLOCK == 0 && ids.len() == BLOCK);
+        let mut prev = if self.count == 0 { u32::MAX } else { self.last };
+        let mut gaps = [0u32; BLOCK];
+        for (g, &id) in gaps.iter_mut().zip(ids) {
+            *g = id.wrapping_sub(prev) - 1;
+            prev = id;
+        }
+        self.last = prev;
+        self.count += BLOCK as u32;
+        if self.bytes.capacity() - self.bytes.len() < PACKED_MAX + 1 {
+            let extra = (self.bytes.len() / 8).max(PACKED_MAX + 1);
+            self.bytes.reserve_exact(extra);
+        }
+        self.pack(&gaps);
     }
 
     /// Heap bytes held.
@@ -170,42 +217,31 @@ impl Postings {
     }
 }
 
-/// Old ids to new ones in a compaction: the live ids, numbered densely in their order.
-///
-/// A bit per old id and a running count per 64 of them (about 1/6 of a byte an id), rather
-/// than a table of new ids (4 bytes an id): renumbering walks every posting list once, and
-/// this stays in cache where a table of millions of ids would not.
-#[derive(Debug)]
-pub(super) struct Renumber {
-    live: Vec<u64>,
-    /// Live ids before each word of `live`.
-    before: Vec<u32>,
+/// A posting list being rewritten without its dead ids, a few blocks at a time (see
+/// [`Postings::rewrite`]).
+#[derive(Debug, Default)]
+pub(super) struct Rewrite {
+    /// The next full block of the old list to read.
+    block: usize,
+    /// The ids kept so far: whole blocks in `fresh`, the rest in `kept`.
+    fresh: Postings,
+    kept: Vec<u32>,
 }
 
-impl Renumber {
-    /// Numbers the ids below `n` for which `is_live` holds.
-    pub(super) fn new(n: usize, is_live: impl Fn(u32) -> bool) -> Self {
-        let mut live = vec![0u64; n.div_ceil(64)];
-        for id in 0..n {
-            if is_live(id as u32) {
-                live[id / 64] |= 1 << (id % 64);
-            }
+impl Rewrite {
+    /// Moves the whole blocks of `kept` into `fresh`.
+    fn flush(&mut self) {
+        let mut blocks = self.kept.chunks_exact(BLOCK);
+        for block in &mut blocks {
+            self.fresh.push_block(block);
         }
-        let mut before = Vec::with_capacity(live.len());
-        let mut count = 0u32;
-        for w in &live {
-            before.push(count);
-            count += w.count_ones();
-        }
-        Self { live, before }
+        let rest = blocks.remainder().len();
+        let done = self.kept.len() - rest;
+        self.kept.drain(..done);
     }
 
-    /// The new id of `id`, or `None` if it is dead.
-    #[inline]
-    pub(super) fn get(&self, id: u32) -> Option<u32> {
-        let (w, bit) = ((id / 64) as usize, 1u64 << (id % 64));
-        let word = self.live[w];
-        (word & bit != 0).then(|| self.before[w] + (word & (bit - 1)).count_ones())
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.fresh.heap_bytes() + self.kept.capacity() * 4
     }
 }
 
@@ -479,19 +515,30 @@ mod tests {
     }
 
     #[test]
-    fn remap_drops_and_renumbers() {
-        let ids: Vec<u32> = (0..300).map(|i| i * 2).collect();
-        let p = list(&ids);
-        let r = Renumber::new(600, |id| id % 6 == 0);
-        assert_eq!(r.get(6), Some(1));
-        assert_eq!(r.get(7), None);
-        let mut scratch = Vec::new();
-        assert_eq!(
-            p.remap(&r, &mut scratch).check(),
-            (0..100).collect::<Vec<_>>()
-        );
-        // Built in one go or id by id, a list is stored the same.
-        let big: Vec<u32> = (0..1000).map(|i| i * i).collect();
-        assert_eq!(Postings::from_sorted(&big), list(&big));
+    fn rewrites_in_steps_while_the_list_grows() {
+        let ids: Vec<u32> = (0..1000).map(|i| i * 2).collect();
+        let mut p = list(&ids);
+        let keep = |id: u32| id % 6 == 0 || id >= 2000;
+        let mut rw = Rewrite::default();
+        let mut want: Vec<u32> = ids.iter().copied().filter(|&id| keep(id)).collect();
+        let mut next = 2000;
+        let mut steps = 0;
+        loop {
+            let (read, done) = p.rewrite(&mut rw, keep, 200);
+            assert!(read > 0);
+            steps += 1;
+            if done {
+                break;
+            }
+            // Appends between steps, some packing the tail into a block.
+            for _ in 0..90 {
+                p.push(next);
+                want.push(next);
+                next += 3;
+            }
+        }
+        assert!(steps > 3);
+        assert_eq!(p.check(), want);
+        assert_eq!(p.count() as usize, want.len());
     }
 }

@@ -3,8 +3,6 @@
 //! they are only probed by key, and their hashes are fixed functions, so the index stays
 //! deterministic.
 
-use super::postings::Renumber;
-
 /// The slot value of an empty slot.
 const EMPTY: u32 = u32::MAX;
 
@@ -14,10 +12,10 @@ fn mix(h: u64) -> u64 {
     (h ^ (h >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// Hashes an owner slot and a name for [`IdTable`]: a fixed function of its input.
-pub(super) fn name_hash(owner: u32, name: &[u8]) -> u64 {
+/// Hashes a name for [`IdTable`]: a fixed function of its input.
+pub(super) fn name_hash(name: &[u8]) -> u64 {
     const K: u64 = 0x51_7C_C1_B7_27_22_0A_95;
-    let mut h = (u64::from(owner) << 32 | name.len() as u64).wrapping_mul(K);
+    let mut h = (name.len() as u64).wrapping_mul(K);
     let mut chunks = name.chunks_exact(8);
     for c in &mut chunks {
         let w = u64::from_le_bytes(c.try_into().expect("chunks of 8"));
@@ -32,7 +30,7 @@ pub(super) fn name_hash(owner: u32, name: &[u8]) -> u64 {
 /// The slot value of a removed id: probes go on past it, inserts may reuse it.
 const TOMB: u32 = u32::MAX - 1;
 
-/// A set of entry ids found by a hash of their (owner, name): linear probing over a power of
+/// A set of entry ids found by a hash of their name (one table per owner): linear probing over a power of
 /// two slots holding only the ids (4 bytes a slot). Removal leaves a tombstone, so it costs
 /// one probe and never rehashes a neighbour (rehashing means reading that entry's name,
 /// likely a cache miss: removing a client's thousands of files would pay that many times);
@@ -118,18 +116,6 @@ impl IdTable {
         self.slots[i] = TOMB;
         self.tombs += 1;
         self.len -= 1;
-    }
-
-    /// Renumbers every id by `r` (all of them live), and
-    /// rebuilds the table without tombstones at a size fit for its ids.
-    pub(super) fn remap(&mut self, r: &Renumber, hash_of: impl Fn(u32) -> u64) {
-        for s in self.slots.iter_mut().filter(|s| **s < TOMB) {
-            *s = r.get(*s).expect("the table holds live ids only");
-        }
-        let size = (self.len * 2).next_power_of_two().max(16);
-        if self.tombs > 0 || size < self.slots.len() {
-            self.resize(size, &hash_of);
-        }
     }
 
     pub(super) fn len(&self) -> usize {
@@ -253,8 +239,6 @@ mod tests {
             }
             assert_eq!((t.len(), t.ids().count()), (0, 0));
         }
-        t.remap(&Renumber::new(0, |_| false), hash_of);
-        assert_eq!((t.len(), t.tombs, t.slots.len()), (0, 0, 16));
     }
 
     #[test]

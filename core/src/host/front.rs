@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::client::{Client, ClientConfig, SharedFile};
 
+use super::prompt;
 use super::stdin::spawn_stdin_reader;
 use super::{drain, on_stop_signal, ClientIo, Ui};
 
@@ -43,12 +44,17 @@ impl ClientSetup {
         on_stop_signal(move || {
             stop(Input::End);
         })?;
+        let mut ui = Ui::new();
         if self.stdin {
-            spawn_stdin_reader(move |line| {
-                send(line.map_or(Input::End, Input::Line));
-            });
+            // A prompt on a terminal; from a pipe or a file, plain lines.
+            match prompt::start(&self.config.shared_dir, send) {
+                Ok(prompt) => ui = Ui::with_prompt(prompt),
+                Err(send) => spawn_stdin_reader(move |line| {
+                    send(line.map_or(Input::End, Input::Line));
+                }),
+            }
         }
-        Ok((Client::new(now, self.config, self.files), Ui::new()))
+        Ok((Client::new(now, self.config, self.files), ui))
     }
 }
 

@@ -12,6 +12,7 @@ mod disk;
 mod drain;
 mod front;
 mod log;
+mod prompt;
 mod run;
 mod stdin;
 mod ui;

@@ -6,12 +6,16 @@ use std::io::IsTerminal;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::prompt::PromptOut;
 use crate::client::ClientEvent;
 
 /// Prints a client's events on standard output.
 pub struct Ui {
     bars: Option<MultiProgress>,
     progress: BTreeMap<String, Progress>,
+    /// The interactive prompt, when it runs: lines go through it, and no bars are drawn
+    /// (see `prompt.rs` for why).
+    prompt: Option<PromptOut>,
 }
 
 enum Progress {
@@ -35,10 +39,23 @@ impl Ui {
         Self {
             bars,
             progress: BTreeMap::new(),
+            prompt: None,
+        }
+    }
+
+    /// Prints through the interactive prompt.
+    pub(super) fn with_prompt(prompt: PromptOut) -> Self {
+        Self {
+            bars: None,
+            progress: BTreeMap::new(),
+            prompt: Some(prompt),
         }
     }
 
     pub fn show(&mut self, event: &ClientEvent) {
+        if let Some(prompt) = &self.prompt {
+            prompt.observe(event);
+        }
         match event {
             ClientEvent::DownloadStarted { name, size, .. } => {
                 self.line(&event.to_string());
@@ -85,6 +102,9 @@ impl Ui {
     /// Prints above the bars, through the bars' own printer on a terminal so that it
     /// always knows where they are.
     fn line(&self, text: &str) {
+        if let Some(prompt) = &self.prompt {
+            return prompt.print(text);
+        }
         match &self.bars {
             Some(multi) => {
                 let _ = multi.println(text);

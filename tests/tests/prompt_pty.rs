@@ -159,7 +159,10 @@ fn output_does_not_garble_the_line_being_typed(rt: Runtime) {
     let history = dir.path().join("history");
     let mut pty = client_on_pty(rt, server.addr(), dir.path(), &history, &[]);
 
-    pty.type_text("SEAR");
+    // Typed ahead in one go (as a paste would be): the first line runs, the rest waits on
+    // the prompt.
+    pty.type_text(&format!("HELP{ENTER}SEAR"));
+    pty.wait_row("Tab completes", TIMEOUT);
     let typing = format!("{PROMPT} SEAR");
     pty.wait_last_row(&typing, TIMEOUT);
     // Something happens while the user types: the server goes away.
@@ -186,8 +189,8 @@ fn output_does_not_garble_the_line_being_typed(rt: Runtime) {
     }
 
     // Typing goes on: the next line runs.
-    pty.type_text(&format!("HELP{ENTER}"));
-    pty.wait_row("Tab completes", TIMEOUT);
+    pty.type_text(&format!("SEARCH x{ENTER}"));
+    pty.wait_row("error: ", TIMEOUT);
     pty.wait_last_row(PROMPT, TIMEOUT);
     pty.type_text(CTRL_D);
     pty.wait_exit(TIMEOUT);

@@ -1,8 +1,8 @@
 //! Blocking host glue shared by both runtimes: the command line, the shared and downloads
-//! folders, and standard input.
+//! folders, and standard input (plain lines, or the interactive prompt on a terminal).
 //!
 //! This is not part of the sans-IO core proper (it touches the file system and spawns the
-//! one stdin thread), but it holds no protocol decisions and both runtimes need exactly the
+//! stdin thread, or the prompt's two), but it holds no protocol decisions and both runtimes need exactly the
 //! same code; keeping it here, behind the `host` feature, is what keeps the runtime crates
 //! free of duplicated logic. Sockets and clocks stay in the runtimes: even the listeners are bound through
 //! [`Runtime::bind`], so no socket type is named here.

@@ -23,7 +23,8 @@
 //!
 //! History goes to `$NAPSHARE_HISTORY`, or `$XDG_STATE_HOME/napshare/history`, or
 //! `~/.local/state/napshare/history`; an empty `NAPSHARE_HISTORY` keeps none. Every line is
-//! appended as soon as it is typed, so a client that is killed keeps its history too.
+//! appended as soon as it is typed, so a client that is killed keeps its history too; a
+//! line that starts with a space is not kept, as in shells.
 
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};

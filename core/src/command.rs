@@ -43,7 +43,44 @@ commands:
   DOWNLOAD [peer] name     download a file: from that peer (as SEARCH shows it),
                            or from every peer that has it
   LEAVE                    leave the network and exit (end of input does the same)
-  HELP                     this text";
+  HELP                     this text
+at a terminal: Tab completes commands and file names, Up/Down recall earlier lines,
+Ctrl-C clears the line, Ctrl-D leaves";
+
+/// What a command word asks for, before its arguments are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    CreateFile,
+    DeleteFile,
+    Search,
+    Download,
+    Leave,
+    Help,
+}
+
+/// Every command word the parser accepts, in upper case (matching ignores case): the one
+/// list both [`UserCommand::parse`] and the prompt's tab completion read.
+pub const COMMAND_WORDS: &[(&str, Verb)] = &[
+    ("CREATEFILE", Verb::CreateFile),
+    ("DELETEFILE", Verb::DeleteFile),
+    ("SEARCH", Verb::Search),
+    ("DOWNLOAD", Verb::Download),
+    ("LEAVE", Verb::Leave),
+    ("QUIT", Verb::Leave),
+    ("EXIT", Verb::Leave),
+    ("HELP", Verb::Help),
+    ("?", Verb::Help),
+];
+
+impl Verb {
+    /// The verb of a command word, in any case.
+    pub fn of(word: &str) -> Option<Self> {
+        COMMAND_WORDS
+            .iter()
+            .find(|(w, _)| w.eq_ignore_ascii_case(word))
+            .map(|&(_, verb)| verb)
+    }
+}
 
 impl UserCommand {
     pub fn parse(line: &str) -> Result<Self, CommandError> {
@@ -52,9 +89,15 @@ impl UserCommand {
             Some((w, r)) => (w, r.trim()),
             None => (line, ""),
         };
-        match word.to_ascii_uppercase().as_str() {
-            "" | "HELP" | "?" => Ok(Self::Help),
-            "CREATEFILE" => {
+        if word.is_empty() {
+            return Ok(Self::Help);
+        }
+        let Some(verb) = Verb::of(word) else {
+            return Err(CommandError::Unknown(word.to_owned()));
+        };
+        match verb {
+            Verb::Help => Ok(Self::Help),
+            Verb::CreateFile => {
                 if rest.is_empty() {
                     return Err(CommandError::Usage("CREATEFILE name [size]"));
                 }
@@ -71,7 +114,7 @@ impl UserCommand {
                     size,
                 })
             }
-            "DELETEFILE" => {
+            Verb::DeleteFile => {
                 if rest.is_empty() {
                     return Err(CommandError::Usage("DELETEFILE name"));
                 }
@@ -80,10 +123,10 @@ impl UserCommand {
                     name: rest.to_owned(),
                 })
             }
-            "SEARCH" => Ok(Self::Search {
+            Verb::Search => Ok(Self::Search {
                 pattern: rest.to_owned(),
             }),
-            "DOWNLOAD" => {
+            Verb::Download => {
                 if rest.is_empty() {
                     return Err(CommandError::Usage("DOWNLOAD [peer] name"));
                 }
@@ -101,8 +144,7 @@ impl UserCommand {
                     name: name.to_owned(),
                 })
             }
-            "LEAVE" | "QUIT" | "EXIT" => Ok(Self::Leave),
-            _ => Err(CommandError::Unknown(word.to_owned())),
+            Verb::Leave => Ok(Self::Leave),
         }
     }
 }
@@ -148,6 +190,17 @@ mod tests {
             })
         );
         assert_eq!(UserCommand::parse("leave"), Ok(UserCommand::Leave));
+    }
+
+    #[test]
+    fn every_listed_word_is_a_command() {
+        for (word, _) in COMMAND_WORDS {
+            let line = format!("{} x", word.to_ascii_lowercase());
+            assert!(
+                !matches!(UserCommand::parse(&line), Err(CommandError::Unknown(_))),
+                "{word}"
+            );
+        }
     }
 
     #[test]

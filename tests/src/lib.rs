@@ -11,3 +11,4 @@ pub mod classic_server;
 pub mod loadgen;
 pub mod node;
 pub mod proxy;
+pub mod pty;

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::client::{Client, ClientConfig, SharedFile};
 
+use super::prompt;
 use super::stdin::spawn_stdin_reader;
 use super::watch::watch_shared;
 use super::{drain, on_stop_signal, ClientIo, Script, Ui};
@@ -58,15 +59,19 @@ impl ClientSetup {
                 folder(Input::Folder(name))
             });
         }
-        if self.stdin {
-            spawn_stdin_reader(move |line| {
-                send(line.map_or(Input::End, Input::Line));
-            });
-        }
-        let ui = match self.script {
+        let mut ui = match self.script {
             Some(script) => Ui::for_script(script),
             None => Ui::new(),
         };
+        if self.stdin {
+            // A prompt on a terminal; from a pipe or a file, plain lines.
+            match prompt::start(&self.config.shared_dir, send) {
+                Ok(prompt) => ui = Ui::with_prompt(prompt),
+                Err(send) => spawn_stdin_reader(move |line| {
+                    send(line.map_or(Input::End, Input::Line));
+                }),
+            }
+        }
         Ok((Client::new(now, self.config, self.files), ui))
     }
 }

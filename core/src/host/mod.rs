@@ -1,9 +1,10 @@
 //! Blocking host glue shared by both runtimes: the command line, the shared and downloads
-//! folders (and the watch on the shared folder), and standard input.
+//! folders (and the watch on the shared folder), and standard input (plain lines, or the
+//! interactive prompt on a terminal).
 //!
 //! This is not part of the sans-IO core proper (it touches the file system and spawns the
-//! threads that read standard input, wait for stop signals and watch the shared folder),
-//! but it holds no protocol decisions and both runtimes need exactly the
+//! threads that read standard input or run the prompt, wait for stop signals and watch the
+//! shared folder), but it holds no protocol decisions and both runtimes need exactly the
 //! same code; keeping it here, behind the `host` feature, is what keeps the runtime crates
 //! free of duplicated logic. Sockets and clocks stay in the runtimes: even the listeners are bound through
 //! [`Runtime::bind`], so no socket type is named here.
@@ -15,6 +16,7 @@ mod front;
 mod help;
 mod log;
 mod oneshot;
+mod prompt;
 mod run;
 mod stdin;
 mod ui;

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::prompt::PromptOut;
 use crate::client::ClientEvent;
 
 use super::Script;
@@ -16,6 +17,9 @@ pub struct Ui {
     progress: BTreeMap<String, Progress>,
     /// A one-shot client's: it shows events its own way (see [`Script`]).
     script: Option<(Script, Option<u64>)>,
+    /// The interactive prompt, when it runs: lines go through it, and no bars are drawn
+    /// (see `prompt.rs` for why).
+    prompt: Option<PromptOut>,
 }
 
 enum Progress {
@@ -40,6 +44,7 @@ impl Ui {
             bars,
             progress: BTreeMap::new(),
             script: None,
+            prompt: None,
         }
     }
 
@@ -49,12 +54,26 @@ impl Ui {
             bars: None,
             progress: BTreeMap::new(),
             script: Some((script, None)),
+            prompt: None,
+        }
+    }
+
+    /// Prints through the interactive prompt.
+    pub(super) fn with_prompt(prompt: PromptOut) -> Self {
+        Self {
+            bars: None,
+            progress: BTreeMap::new(),
+            script: None,
+            prompt: Some(prompt),
         }
     }
 
     pub fn show(&mut self, event: &ClientEvent) {
         if let Some((script, progress)) = &mut self.script {
             return script.show(event, progress);
+        }
+        if let Some(prompt) = &self.prompt {
+            prompt.observe(event);
         }
         match event {
             ClientEvent::DownloadStarted { name, size, .. } => {
@@ -102,6 +121,9 @@ impl Ui {
     /// Prints above the bars, through the bars' own printer on a terminal so that it
     /// always knows where they are.
     fn line(&self, text: &str) {
+        if let Some(prompt) = &self.prompt {
+            return prompt.print(text);
+        }
         match &self.bars {
             Some(multi) => {
                 let _ = multi.println(text);

@@ -7,6 +7,7 @@ use std::io;
 use std::time::Instant;
 
 use crate::client::{Client, ClientConfig, SharedFile};
+use crate::lang::Lang;
 
 use super::stdin::spawn_stdin_reader;
 use super::{drain, on_stop_signal, ClientIo, Ui};
@@ -19,6 +20,8 @@ pub struct ClientSetup {
     pub files: Vec<SharedFile>,
     /// Whether commands are read from standard input.
     pub stdin: bool,
+    /// The language the user is spoken to in.
+    pub lang: Lang,
 }
 
 /// Something from outside the event loop for the client.
@@ -48,7 +51,10 @@ impl ClientSetup {
                 send(line.map_or(Input::End, Input::Line));
             });
         }
-        Ok((Client::new(now, self.config, self.files), Ui::new()))
+        Ok((
+            Client::new(now, self.config, self.files),
+            Ui::with_lang(self.lang),
+        ))
     }
 }
 

@@ -13,6 +13,7 @@ mod drain;
 mod front;
 mod log;
 mod run;
+mod say;
 mod stdin;
 mod ui;
 
@@ -21,5 +22,6 @@ pub use drain::{drain, ClientIo};
 pub use front::{feed, ClientSetup, Input};
 pub use log::{init_logs, log_no_room, log_opened, log_server_event};
 pub use run::{main, Runtime};
+pub use say::{lang_from_env, Say};
 pub use stdin::on_stop_signal;
 pub use ui::Ui;

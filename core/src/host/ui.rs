@@ -7,9 +7,11 @@ use std::io::IsTerminal;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::client::ClientEvent;
+use crate::lang::{Lang, Localize};
 
 /// Prints a client's events on standard output.
 pub struct Ui {
+    lang: Lang,
     bars: Option<MultiProgress>,
     progress: BTreeMap<String, Progress>,
 }
@@ -27,12 +29,18 @@ impl Default for Ui {
 }
 
 impl Ui {
-    /// Bars only when standard output is a terminal.
+    /// Speaks the locale's language ([`super::lang_from_env`]); see [`Ui::with_lang`].
     pub fn new() -> Self {
+        Self::with_lang(super::lang_from_env())
+    }
+
+    /// Speaks `lang`; bars only when standard output is a terminal.
+    pub fn with_lang(lang: Lang) -> Self {
         let bars = std::io::stdout()
             .is_terminal()
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
         Self {
+            lang,
             bars,
             progress: BTreeMap::new(),
         }
@@ -41,7 +49,7 @@ impl Ui {
     pub fn show(&mut self, event: &ClientEvent) {
         match event {
             ClientEvent::DownloadStarted { name, size, .. } => {
-                self.line(&event.to_string());
+                self.say(event);
                 // A bar for a file that arrives in a blink would only flicker.
                 let progress = match (&self.bars, size) {
                     (Some(multi), Some(size)) if *size >= BAR_FROM => {
@@ -66,7 +74,7 @@ impl Ui {
                     _ => false,
                 };
                 if report {
-                    self.line(&event.to_string());
+                    self.say(event);
                 }
             }
             ClientEvent::DownloadDone { name, .. } | ClientEvent::DownloadFailed { name, .. } => {
@@ -76,10 +84,15 @@ impl Ui {
                         multi.remove(&bar);
                     }
                 }
-                self.line(&event.to_string());
+                self.say(event);
             }
-            other => self.line(&other.to_string()),
+            other => self.say(other),
         }
+    }
+
+    /// Prints an event in the user's language.
+    fn say(&self, event: &ClientEvent) {
+        self.line(&event.in_lang(self.lang).to_string());
     }
 
     /// Prints above the bars, through the bars' own printer on a terminal so that it

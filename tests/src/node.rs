@@ -1000,3 +1000,55 @@ fn kill(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use napshare_core::client::{ClientEvent, SearchHit};
+    use napshare_core::hash::ContentHash;
+    use napshare_core::lang::{Lang, Localize};
+
+    /// What the client prints is read back exactly, whatever the names and sizes.
+    #[test]
+    fn the_printed_table_reads_back() {
+        let names = [
+            "plain.txt",
+            "my song.mp3",
+            "  two  spaces  ",
+            "2  3",
+            "- 4",
+            "canção (ao vivo) [2024].flac",
+        ];
+        let hits: Vec<SearchHit> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| SearchHit {
+                name: (*name).to_owned(),
+                peer: format!("127.0.0.{i}:4{i}000"),
+                size: [0, 1023, 1024, 4_404_019, 1 << 40, u64::MAX][i],
+                hash: (i % 2 == 0).then_some(ContentHash([i as u8; 32])),
+            })
+            .collect();
+        let event = ClientEvent::SearchDone {
+            pattern: String::new(),
+            hits: hits.clone(),
+        };
+        for lang in [Lang::En, Lang::Pt] {
+            let text = event.in_lang(lang).to_string();
+            let rows: Vec<Hit> = text
+                .lines()
+                .skip(2)
+                .map(|l| parse_hit(l).unwrap_or_else(|| panic!("{l:?}")))
+                .collect();
+            let wanted: Vec<Hit> = hits
+                .iter()
+                .map(|h| Hit {
+                    name: h.name.clone(),
+                    peer: h.peer.clone(),
+                    size: h.size,
+                })
+                .collect();
+            assert_eq!(rows, wanted, "{text}");
+        }
+    }
+}

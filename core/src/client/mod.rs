@@ -119,6 +119,8 @@ pub enum Command {
 mod download;
 mod event;
 mod session;
+#[cfg(test)]
+mod tests;
 mod upload;
 
 use download::Download;

@@ -138,7 +138,7 @@ impl fmt::Display for CommandError {
 
 /// The help text in English (what `HELP` prints by default).
 pub const HELP: &str = "\
-commands (the Portuguese word works too):
+commands:
   CREATEFILE name [size]   share a file that is in the shared folder      (COMPARTILHAR)
   DELETEFILE name          stop sharing a file                            (REMOVER)
   SEARCH pattern           find files on the network (case-sensitive      (BUSCAR)
@@ -152,11 +152,12 @@ commands (the Portuguese word works too):
   HELP                     this text                                      (AJUDA)
 A number names a result only when the latest search listed that many; otherwise (no
 search yet, or fewer results) it is a file name: with no result 3, DOWNLOAD 3 fetches
-a file named \"3\". DOWNLOAD peer 3 always means the file named \"3\".";
+a file named \"3\". DOWNLOAD peer 3 always means the file named \"3\".
+The Portuguese word on the right of a command works the same.";
 
 /// The help text in Portuguese.
 pub const AJUDA: &str = "\
-comandos (a palavra em inglês também vale):
+comandos:
   COMPARTILHAR nome [tamanho]  compartilha um arquivo que está na pasta      (CREATEFILE)
                                compartilhada
   REMOVER nome                 deixa de compartilhar um arquivo              (DELETEFILE)
@@ -172,7 +173,8 @@ comandos (a palavra em inglês também vale):
   AJUDA                        este texto                                    (HELP)
 Um número indica um resultado só quando a última busca listou essa quantidade; senão
 (nenhuma busca ainda, ou menos resultados) é um nome de arquivo: sem resultado 3,
-BAIXAR 3 baixa um arquivo chamado \"3\". BAIXAR peer 3 é sempre o arquivo chamado \"3\".";
+BAIXAR 3 baixa um arquivo chamado \"3\". BAIXAR peer 3 é sempre o arquivo chamado \"3\".
+A palavra em inglês à direita de um comando funciona do mesmo jeito.";
 
 /// The help text in `lang`.
 pub fn help(lang: Lang) -> &'static str {

@@ -53,7 +53,7 @@ impl Ui {
                 // A bar for a file that arrives in a blink would only flicker.
                 let progress = match (&self.bars, size) {
                     (Some(multi), Some(size)) if *size >= BAR_FROM => {
-                        Progress::Bar(multi.add(bar(name, *size)))
+                        Progress::Bar(multi.add(bar(name, *size, self.lang)))
                     }
                     _ => Progress::Quiet(0),
                 };
@@ -110,11 +110,12 @@ impl Ui {
 /// Files smaller than this get no bar.
 const BAR_FROM: u64 = 1 << 20;
 
-fn bar(name: &str, size: u64) -> ProgressBar {
+fn bar(name: &str, size: u64, lang: Lang) -> ProgressBar {
     let bar = ProgressBar::new(size);
-    let style = ProgressStyle::with_template(
+    let style = ProgressStyle::with_template(lang.pick(
         "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-    )
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} faltam {eta}",
+    ))
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
     bar.set_style(style);

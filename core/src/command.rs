@@ -1,5 +1,11 @@
 //! What a user types at the client: parsed once here for every runtime.
+//!
+//! Command words are accepted in English (the seed's words) and in Brazilian Portuguese,
+//! whatever the locale: see [`WORDS`].
 
+use std::fmt;
+
+use crate::lang::{Lang, Localize};
 use crate::names::{check_file_name, BadName};
 use crate::wire::{parse_size, PeerAddr};
 
@@ -14,6 +20,11 @@ pub enum UserCommand {
     Search { pattern: String },
     /// `DOWNLOAD [peer] name`: fetch `name` from the peer at `peer`, or from every peer
     /// the latest search (or a new one) lists with it.
+    ///
+    /// `DOWNLOAD N` (no peer, a name of digits only) is result `N` of the latest search
+    /// when that search listed at least `N` results, and a file named `N` otherwise: the
+    /// client decides, as only it knows the latest results (see
+    /// [`Client::command`](crate::client::Client::command)).
     Download {
         peer: Option<PeerAddr>,
         name: String,
@@ -24,30 +35,7 @@ pub enum UserCommand {
     Help,
 }
 
-/// Why a line is not a command; the message is shown to the user with the help text.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CommandError {
-    #[error("unknown command `{0}`")]
-    Unknown(String),
-    #[error("usage: {0}")]
-    Usage(&'static str),
-    #[error("bad file name: {0}")]
-    BadName(#[from] BadName),
-}
-
-pub const HELP: &str = "\
-commands:
-  CREATEFILE name [size]   share a file that is in the shared folder
-  DELETEFILE name          stop sharing a file
-  SEARCH pattern           find files on the network (case-sensitive substring)
-  DOWNLOAD [peer] name     download a file: from that peer (as SEARCH shows it),
-                           or from every peer that has it
-  LEAVE                    leave the network and exit (end of input does the same)
-  HELP                     this text
-at a terminal: Tab completes commands and file names, Up/Down recall earlier lines,
-Ctrl-C clears the line, Ctrl-D leaves";
-
-/// What a command word asks for, before its arguments are read.
+/// The commands, for messages that name one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
     CreateFile,
@@ -58,28 +46,150 @@ pub enum Verb {
     Help,
 }
 
-/// Every command word the parser accepts, in upper case (matching ignores case): the one
-/// list both [`UserCommand::parse`] and the prompt's tab completion read.
-pub const COMMAND_WORDS: &[(&str, Verb)] = &[
-    ("CREATEFILE", Verb::CreateFile),
-    ("DELETEFILE", Verb::DeleteFile),
-    ("SEARCH", Verb::Search),
-    ("DOWNLOAD", Verb::Download),
-    ("LEAVE", Verb::Leave),
-    ("QUIT", Verb::Leave),
-    ("EXIT", Verb::Leave),
-    ("HELP", Verb::Help),
-    ("?", Verb::Help),
+/// Every command word: the seed's English word and the Portuguese one, both always
+/// accepted (in any case), and the command they mean.
+pub const WORDS: &[(&str, &str, Verb)] = &[
+    ("CREATEFILE", "COMPARTILHAR", Verb::CreateFile),
+    ("DELETEFILE", "REMOVER", Verb::DeleteFile),
+    ("SEARCH", "BUSCAR", Verb::Search),
+    ("DOWNLOAD", "BAIXAR", Verb::Download),
+    ("LEAVE", "SAIR", Verb::Leave),
+    ("HELP", "AJUDA", Verb::Help),
 ];
 
+/// More words for leaving, in English.
+const LEAVE_TOO: &[&str] = &["QUIT", "EXIT"];
+
+/// Every command word the parser accepts, in upper case (matching ignores case), with its
+/// command: what the prompt's tab completion offers.
+pub fn command_words() -> impl Iterator<Item = (&'static str, Verb)> {
+    let words = WORDS.iter().flat_map(|&(en, pt, v)| [(en, v), (pt, v)]);
+    words.chain(LEAVE_TOO.iter().map(|&w| (w, Verb::Leave)))
+}
+
 impl Verb {
-    /// The verb of a command word, in any case.
-    pub fn of(word: &str) -> Option<Self> {
-        COMMAND_WORDS
+    /// The command word in `lang`.
+    pub fn word(self, lang: Lang) -> &'static str {
+        let (en, pt, _) = WORDS
             .iter()
-            .find(|(w, _)| w.eq_ignore_ascii_case(word))
-            .map(|&(_, verb)| verb)
+            .find(|(_, _, v)| *v == self)
+            .expect("every verb has its words");
+        lang.pick(en, pt)
     }
+
+    /// The command a word means, in either language and any case.
+    pub fn from_word(word: &str) -> Option<Self> {
+        let word = word.to_uppercase();
+        if LEAVE_TOO.contains(&word.as_str()) {
+            return Some(Self::Leave);
+        }
+        WORDS
+            .iter()
+            .find(|(en, pt, _)| word == *en || word == *pt)
+            .map(|(_, _, v)| *v)
+    }
+
+    /// How the command is used, in `lang`.
+    pub fn usage(self, lang: Lang) -> String {
+        let args = match (self, lang) {
+            (Self::CreateFile, Lang::En) => " name [size]",
+            (Self::CreateFile, Lang::Pt) => " nome [tamanho]",
+            (Self::DeleteFile, Lang::En) => " name",
+            (Self::DeleteFile, Lang::Pt) => " nome",
+            (Self::Search, Lang::En) => " [pattern]",
+            (Self::Search, Lang::Pt) => " [padrão]",
+            (Self::Download, Lang::En) => " N | DOWNLOAD [peer] name",
+            (Self::Download, Lang::Pt) => " N | BAIXAR [peer] nome",
+            (Self::Leave | Self::Help, _) => "",
+        };
+        format!("{}{args}", self.word(lang))
+    }
+}
+
+/// Why a line is not a command; the message is shown to the user with the help text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    Unknown(String),
+    Usage(Verb),
+    BadName(BadName),
+}
+
+impl From<BadName> for CommandError {
+    fn from(e: BadName) -> Self {
+        Self::BadName(e)
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+impl Localize for CommandError {
+    fn localize(&self, lang: Lang, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self, lang) {
+            (Self::Unknown(w), Lang::En) => write!(f, "unknown command `{w}`"),
+            (Self::Unknown(w), Lang::Pt) => write!(f, "comando desconhecido `{w}`"),
+            (Self::Usage(v), Lang::En) => write!(f, "usage: {}", v.usage(lang)),
+            (Self::Usage(v), Lang::Pt) => write!(f, "uso: {}", v.usage(lang)),
+            (Self::BadName(e), Lang::En) => write!(f, "bad file name: {}", e.in_lang(lang)),
+            (Self::BadName(e), Lang::Pt) => {
+                write!(f, "nome de arquivo inválido: {}", e.in_lang(lang))
+            }
+        }
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.localize(Lang::En, f)
+    }
+}
+
+/// The help text in English (what `HELP` prints by default).
+pub const HELP: &str = "\
+commands:
+  CREATEFILE name [size]   share a file that is in the shared folder      (COMPARTILHAR)
+  DELETEFILE name          stop sharing a file                            (REMOVER)
+  SEARCH pattern           find files on the network (case-sensitive      (BUSCAR)
+                           substring); the results are numbered
+  DOWNLOAD N               download result N of the latest search, from   (BAIXAR)
+                           every peer that has the same content
+  DOWNLOAD [peer] name     download a file: from that peer (as SEARCH shows it),
+                           or from every peer that has it
+  LEAVE                    leave the network and exit (end of input does  (SAIR)
+                           the same)
+  HELP                     this text                                      (AJUDA)
+A number names a result only when the latest search listed that many; otherwise (no
+search yet, or fewer results) it is a file name: with no result 3, DOWNLOAD 3 fetches
+a file named \"3\". DOWNLOAD peer 3 always means the file named \"3\".
+The Portuguese word on the right of a command works the same.
+At a terminal: Tab completes commands and file names, Up/Down recall earlier lines,
+Ctrl-C clears the line, Ctrl-D leaves.";
+
+/// The help text in Portuguese.
+pub const AJUDA: &str = "\
+comandos:
+  COMPARTILHAR nome [tamanho]  compartilha um arquivo que está na pasta      (CREATEFILE)
+                               compartilhada
+  REMOVER nome                 deixa de compartilhar um arquivo              (DELETEFILE)
+  BUSCAR padrão                procura arquivos na rede (trecho do nome,     (SEARCH)
+                               diferencia maiúsculas); os resultados são
+                               numerados
+  BAIXAR N                     baixa o resultado N da última busca, de todos (DOWNLOAD)
+                               os peers que têm o mesmo conteúdo
+  BAIXAR [peer] nome           baixa um arquivo: desse peer (como a busca o
+                               mostra), ou de todos os peers que o têm
+  SAIR                         sai da rede e encerra (o fim da entrada faz   (LEAVE)
+                               o mesmo)
+  AJUDA                        este texto                                    (HELP)
+Um número indica um resultado só quando a última busca listou essa quantidade; senão
+(nenhuma busca ainda, ou menos resultados) é um nome de arquivo: sem resultado 3,
+BAIXAR 3 baixa um arquivo chamado \"3\". BAIXAR peer 3 é sempre o arquivo chamado \"3\".
+A palavra em inglês à direita de um comando funciona do mesmo jeito.
+No terminal: Tab completa comandos e nomes de arquivo, as setas para cima e para baixo
+trazem linhas anteriores, Ctrl-C apaga a linha, Ctrl-D sai.";
+
+/// The help text in `lang`.
+pub fn help(lang: Lang) -> &'static str {
+    lang.pick(HELP, AJUDA)
 }
 
 impl UserCommand {
@@ -89,17 +199,17 @@ impl UserCommand {
             Some((w, r)) => (w, r.trim()),
             None => (line, ""),
         };
-        if word.is_empty() {
+        if word.is_empty() || word == "?" {
             return Ok(Self::Help);
         }
-        let Some(verb) = Verb::of(word) else {
+        let Some(verb) = Verb::from_word(word) else {
             return Err(CommandError::Unknown(word.to_owned()));
         };
         match verb {
             Verb::Help => Ok(Self::Help),
             Verb::CreateFile => {
                 if rest.is_empty() {
-                    return Err(CommandError::Usage("CREATEFILE name [size]"));
+                    return Err(CommandError::Usage(verb));
                 }
                 // A trailing number is the size: `CREATEFILE my song.mp3 4096`.
                 let (name, size) = match rest.rsplit_once(' ') {
@@ -116,7 +226,7 @@ impl UserCommand {
             }
             Verb::DeleteFile => {
                 if rest.is_empty() {
-                    return Err(CommandError::Usage("DELETEFILE name"));
+                    return Err(CommandError::Usage(verb));
                 }
                 check_file_name(rest)?;
                 Ok(Self::DeleteFile {
@@ -128,7 +238,7 @@ impl UserCommand {
             }),
             Verb::Download => {
                 if rest.is_empty() {
-                    return Err(CommandError::Usage("DOWNLOAD [peer] name"));
+                    return Err(CommandError::Usage(verb));
                 }
                 // `DOWNLOAD 10.0.0.1:4000 song.mp3` names a peer; anything else is a name.
                 let (peer, name) = match rest.split_once(char::is_whitespace) {
@@ -194,13 +304,64 @@ mod tests {
 
     #[test]
     fn every_listed_word_is_a_command() {
-        for (word, _) in COMMAND_WORDS {
-            let line = format!("{} x", word.to_ascii_lowercase());
+        for (word, _) in command_words() {
+            let line = format!("{} x", word.to_lowercase());
             assert!(
                 !matches!(UserCommand::parse(&line), Err(CommandError::Unknown(_))),
                 "{word}"
             );
         }
+    }
+
+    #[test]
+    fn portuguese_words_mean_the_same_commands() {
+        for (en, pt) in [
+            ("CREATEFILE a.txt 3", "compartilhar a.txt 3"),
+            ("DELETEFILE a.txt", "Remover a.txt"),
+            ("SEARCH canção", "BUSCAR canção"),
+            (
+                "DOWNLOAD 10.0.0.1:4000 a b.mp3",
+                "baixar 10.0.0.1:4000 a b.mp3",
+            ),
+            ("DOWNLOAD 3", "BAIXAR 3"),
+            ("LEAVE", "SAIR"),
+            ("HELP", "AJUDA"),
+        ] {
+            assert_eq!(UserCommand::parse(pt), UserCommand::parse(en), "{pt}");
+            assert!(UserCommand::parse(pt).is_ok(), "{pt}");
+        }
+        // Every word is listed in both help texts.
+        for (en, pt, _) in WORDS {
+            for text in [HELP, AJUDA] {
+                assert!(
+                    text.contains(en) && text.contains(pt),
+                    "{en}/{pt} in {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn errors_speak_the_users_language() {
+        let usage = UserCommand::parse("baixar").unwrap_err();
+        assert_eq!(
+            usage.to_string(),
+            "usage: DOWNLOAD N | DOWNLOAD [peer] name"
+        );
+        assert_eq!(
+            usage.in_lang(Lang::Pt).to_string(),
+            "uso: BAIXAR N | BAIXAR [peer] nome"
+        );
+        let unknown = UserCommand::parse("PEGAR x").unwrap_err();
+        assert_eq!(
+            unknown.in_lang(Lang::Pt).to_string(),
+            "comando desconhecido `PEGAR`"
+        );
+        let bad = UserCommand::parse("REMOVER ../x").unwrap_err();
+        assert_eq!(
+            bad.in_lang(Lang::Pt).to_string(),
+            "nome de arquivo inválido: o nome contém um separador de caminho"
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub mod hash;
 #[cfg(feature = "host")]
 pub mod host;
 pub mod index;
+pub mod lang;
 pub mod names;
 pub mod server;
 #[cfg(feature = "sim")]

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::client::{
-    Client, ClientConfig, ClientEvent, Command, DownloadId, Goal, SearchHit, SharedFile,
+    Client, ClientConfig, ClientEvent, Command, DownloadId, FileError, Goal, SearchHit, SharedFile,
 };
 use crate::command::{CommandError, UserCommand};
 use crate::hash::{piece_span, FileHasher, PieceHashes};
@@ -693,7 +693,7 @@ impl Sim {
                 let pieces = file_in(&node.shared_dir, &path)
                     .and_then(|n| node.fs.shared.get(&n))
                     .map(|data| pieces_of(data))
-                    .ok_or_else(|| "no such file".to_owned());
+                    .ok_or(FileError::NotFound);
                 node.client.handle_stat(self.now, &name, pieces);
             }
             Command::OpenPart { download, path } => {

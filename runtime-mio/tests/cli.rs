@@ -16,6 +16,10 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn napshare(args: &[&str]) -> Command {
     let mut cmd = Command::new(NAPSHARE);
+    // English whatever the tester's locale: the checks below read English messages.
+    cmd.env("LANG", "C")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES");
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -8,6 +8,9 @@
 //! every wait has a deadline: a test that fails says what it waited for and shows
 //! everything the process printed until then. Processes are killed when dropped.
 //!
+//! Every process runs in the `C` locale (`LANG=C`, no `LC_ALL` or `LC_MESSAGES`), so it
+//! speaks English whatever the tester's locale; [`ClientProc::start_env`] sets others.
+//!
 //! [`Wire`] is a raw TCP connection for speaking the classic protocol by hand.
 
 use std::fmt;
@@ -58,10 +61,11 @@ impl Runtime {
         }
     }
 
-    /// A `napshare-node` command that runs this runtime.
+    /// A `napshare-node` command that runs this runtime, in the `C` locale.
     pub fn command(self) -> Command {
         let mut cmd = Command::new(node_binary());
         cmd.env("NAPSHARE_RUNTIME", self.name());
+        c_locale(&mut cmd);
         cmd
     }
 }
@@ -367,7 +371,22 @@ fn wait_timeout(child: &mut Child, timeout: Duration) -> io::Result<Option<ExitS
     }
 }
 
+/// Makes `cmd` independent of the tester's locale: `LANG=C`, and nothing that would
+/// override it.
+pub fn c_locale(cmd: &mut Command) -> &mut Command {
+    cmd.env("LANG", "C")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env_remove("LANGUAGE")
+}
+
 fn spawn(mut cmd: Command, what: &str) -> Child {
+    c_locale(&mut cmd);
+    spawn_as_is(cmd, what)
+}
+
+/// Starts `cmd` with its standard streams piped, in the environment it was given.
+fn spawn_as_is(mut cmd: Command, what: &str) -> Child {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -484,7 +503,7 @@ impl ClientProc {
         dir: &Path,
         shared_files: &[(&str, &[u8])],
     ) -> Self {
-        Self::launch(runtime, server, dir, shared_files, false)
+        Self::launch(runtime, server, dir, shared_files, false, &[])
     }
 
     /// Like [`ClientProc::start`], with its shared folder watched, as `napshare client`
@@ -495,12 +514,33 @@ impl ClientProc {
         server: SocketAddr,
         shared_files: &[(&str, &[u8])],
     ) -> Self {
+        Self::in_temp_dir(runtime, server, shared_files, true, &[])
+    }
+
+    /// Like [`ClientProc::start`], with these environment variables set after the `C`
+    /// locale (`[("LANG", "pt_BR.UTF-8")]` for a client that speaks Portuguese).
+    pub fn start_env(
+        runtime: Runtime,
+        server: SocketAddr,
+        shared_files: &[(&str, &[u8])],
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::in_temp_dir(runtime, server, shared_files, false, env)
+    }
+
+    fn in_temp_dir(
+        runtime: Runtime,
+        server: SocketAddr,
+        shared_files: &[(&str, &[u8])],
+        watch: bool,
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("napshare-client-")
             .tempdir()
             .expect("a temporary folder");
         let server = server.to_string();
-        let mut client = Self::launch(runtime, &server, dir.path(), shared_files, true);
+        let mut client = Self::launch(runtime, &server, dir.path(), shared_files, watch, env);
         client._dir = Some(dir);
         client
     }
@@ -511,6 +551,7 @@ impl ClientProc {
         dir: &Path,
         shared_files: &[(&str, &[u8])],
         watch: bool,
+        env: &[(&str, &str)],
     ) -> Self {
         let shared = dir.join("shared");
         let downloads = dir.join("downloads");
@@ -530,13 +571,26 @@ impl ClientProc {
         if !watch {
             cmd.arg("--no-watch");
         }
-        let mut child = spawn(cmd, "a client");
+        c_locale(&mut cmd);
+        cmd.envs(env.iter().copied());
+        let mut child = spawn_as_is(cmd, "a client");
         let stdin = child.stdin.take();
         let mut out = Output::capture(format!("client ({runtime})"), &mut child);
-        const PREFIX: &str = "file server listening on ";
-        let line = out.expect_line(starts_with(PREFIX), TIMEOUT);
-        let peer_addr = line[PREFIX.len()..]
-            .trim()
+        // In English or in Portuguese, the address ends the line.
+        const PREFIXES: [&str; 2] = [
+            "file server listening on ",
+            "servidor de arquivos escutando em ",
+        ];
+        let line = out.expect_line(
+            described(format!("a line starting with one of {PREFIXES:?}"), |l| {
+                PREFIXES.iter().any(|p| l.starts_with(p))
+            }),
+            TIMEOUT,
+        );
+        let peer_addr = line
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
             .parse()
             .unwrap_or_else(|e| out.fail(&format!("bad address in {line:?}: {e}")));
         out.who = format!("client {peer_addr} ({runtime})");
@@ -616,16 +670,29 @@ impl ClientProc {
         self.read_search(pattern)
     }
 
-    /// Reads the result block of a search for `pattern`: `search "P": N results` and N
-    /// lines `  name  peer  size bytes`.
+    /// Reads the result block of a search for `pattern`: `search "P": N results` and, when
+    /// N is not 0, the table's header and its N rows (see [`parse_hit`]), in the order
+    /// `DOWNLOAD N` numbers them.
     pub fn read_search(&mut self, pattern: &str) -> Vec<Hit> {
-        let head = format!("search \"{pattern}\": ");
-        let line = self.expect(starts_with(head.as_str()));
+        self.read_results(&format!("search \"{pattern}\": "))
+    }
+
+    /// Reads a result block whose summary line starts with `head` (`search "P": ` in
+    /// English, `busca "P": ` in Portuguese) and then holds the number of results.
+    pub fn read_results(&mut self, head: &str) -> Vec<Hit> {
+        let line = self.expect(starts_with(head));
         let count: usize = line[head.len()..]
             .split(' ')
             .next()
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| self.out.fail(&format!("bad search summary {line:?}")));
+        if count > 0 {
+            match self.out.next_line(TIMEOUT) {
+                Ok(header) if header.trim_start().starts_with("#  ") => {}
+                Ok(other) => self.out.fail(&format!("not a results header: {other:?}")),
+                Err(why) => self.out.fail(&format!("the results header: {why:?}")),
+            }
+        }
         (0..count)
             .map(|_| {
                 let line = match self.out.next_line(TIMEOUT) {
@@ -757,20 +824,34 @@ pub struct Hit {
     pub size: u64,
 }
 
-/// Parses a result line `  name  peer  size bytes` (the name may hold spaces), ignoring
-/// a trailing note in brackets (`  [blake3 ..]`, what napshare servers add).
+/// Parses a row of the results table, `  N  SIZE  PEER  COPIES  NAME` with the columns
+/// padded to line up: SIZE is `1000 B`, or `4.2 MiB (4404019 B)` (`4,2 MiB` in Portuguese)
+/// when the short form is rounded; COPIES is a number or `-`; NAME is the rest of the line
+/// after the two spaces that follow COPIES, exactly (it may hold spaces).
 pub fn parse_hit(line: &str) -> Option<Hit> {
-    let mut rest = line.strip_prefix("  ")?;
-    if rest.ends_with(']') {
-        if let Some((head, _note)) = rest.rsplit_once("  [") {
-            rest = head;
-        }
+    fn token<'a>(rest: &mut &'a str) -> Option<&'a str> {
+        let s = rest.trim_start_matches(' ');
+        let end = s.find(' ').unwrap_or(s.len());
+        let (tok, tail) = s.split_at(end);
+        *rest = tail;
+        (!tok.is_empty()).then_some(tok)
     }
-    let rest = rest.strip_suffix(" bytes")?;
-    let mut fields = rest.rsplitn(3, "  ");
-    let size = fields.next()?.parse().ok()?;
-    let peer = fields.next()?.to_owned();
-    let name = fields.next()?.to_owned();
+    let mut rest = line.strip_prefix("  ")?;
+    let _number: usize = token(&mut rest)?.parse().ok()?;
+    let value = token(&mut rest)?;
+    let size = match token(&mut rest)? {
+        "B" => value.parse().ok()?,
+        _unit => {
+            let exact = token(&mut rest)?.strip_prefix('(')?.parse().ok()?;
+            (token(&mut rest)? == "B)").then_some(exact)?
+        }
+    };
+    let peer = token(&mut rest)?.to_owned();
+    let copies = token(&mut rest)?;
+    if copies != "-" {
+        copies.parse::<usize>().ok()?;
+    }
+    let name = rest.strip_prefix("  ")?.to_owned();
     Some(Hit { name, peer, size })
 }
 
@@ -1013,4 +1094,56 @@ fn wait_exit(child: &mut Child, out: &Output, timeout: Duration) -> ExitStatus {
 fn kill(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use napshare_core::client::{ClientEvent, SearchHit};
+    use napshare_core::hash::ContentHash;
+    use napshare_core::lang::{Lang, Localize};
+
+    /// What the client prints is read back exactly, whatever the names and sizes.
+    #[test]
+    fn the_printed_table_reads_back() {
+        let names = [
+            "plain.txt",
+            "my song.mp3",
+            "  two  spaces  ",
+            "2  3",
+            "- 4",
+            "canção (ao vivo) [2024].flac",
+        ];
+        let hits: Vec<SearchHit> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| SearchHit {
+                name: (*name).to_owned(),
+                peer: format!("127.0.0.{i}:4{i}000"),
+                size: [0, 1023, 1024, 4_404_019, 1 << 40, u64::MAX][i],
+                hash: (i % 2 == 0).then_some(ContentHash([i as u8; 32])),
+            })
+            .collect();
+        let event = ClientEvent::SearchDone {
+            pattern: String::new(),
+            hits: hits.clone(),
+        };
+        for lang in [Lang::En, Lang::Pt] {
+            let text = event.in_lang(lang).to_string();
+            let rows: Vec<Hit> = text
+                .lines()
+                .skip(2)
+                .map(|l| parse_hit(l).unwrap_or_else(|| panic!("{l:?}")))
+                .collect();
+            let wanted: Vec<Hit> = hits
+                .iter()
+                .map(|h| Hit {
+                    name: h.name.clone(),
+                    peer: h.peer.clone(),
+                    size: h.size,
+                })
+                .collect();
+            assert_eq!(rows, wanted, "{text}");
+        }
+    }
 }

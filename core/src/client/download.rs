@@ -20,7 +20,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use super::session::Pending;
-use super::{Client, ClientEvent, Command, DownloadId, Role, SearchHit};
+use super::{
+    Client, ClientError, ClientEvent, Command, DownloadFailure, DownloadId, PeerProblem, Role,
+    SearchHit,
+};
 use crate::hash::{piece_count, piece_span, ContentHash, PieceHashes, PIECE};
 use crate::names::check_file_name;
 use crate::wire::{ByteRange, Get, PeerAddr, PeerReply, PeerRequest};
@@ -59,6 +62,9 @@ enum State {
     /// Waiting for the search that says who has the file.
     Lookup {
         peer: Option<PeerAddr>,
+        /// For `DOWNLOAD N` taken as a name (N is past the latest search's results): how
+        /// many results that search listed, for the message if no file is named so.
+        listed: Option<usize>,
     },
     /// Waiting for the partial file to open.
     Opening(Plan),
@@ -103,8 +109,8 @@ struct Swarm {
     fetchers: BTreeMap<ConnId, Fetcher>,
     /// Pieces asked of some fetcher.
     asked: BTreeSet<u64>,
-    /// Why the last peer was dropped, for the failure message.
-    last_problem: Option<String>,
+    /// The last peer dropped and why, for the failure message.
+    last_problem: Option<(PeerAddr, PeerProblem)>,
 }
 
 #[derive(Debug)]
@@ -128,30 +134,97 @@ enum Ask {
 /// What a fetcher's bytes led to.
 enum Step {
     Continue,
-    Drop(String),
+    Drop(PeerProblem),
 }
 
 impl Client {
-    /// `DOWNLOAD [peer] name`: from `peer` only, or from every peer that has it.
-    pub(super) fn start_download(&mut self, now: Instant, peer: Option<PeerAddr>, name: String) {
-        if let Err(e) = check_file_name(&name) {
-            return self.error(format!("cannot download {name:?}: {e}"));
+    /// The result `DOWNLOAD name` means, if `name` is a number from 1 to the count of the
+    /// latest search's results (see [`Client::command`]).
+    pub(super) fn result_number(&self, name: &str) -> Option<usize> {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n: usize = name.parse().ok()?;
+        (1..=self.last_hits.len()).contains(&n).then_some(n)
+    }
+
+    /// Checks a name to download into; tells the user and returns `false` when it cannot.
+    fn can_download(&mut self, name: &str) -> bool {
+        if let Err(why) = check_file_name(name) {
+            let name = name.to_owned();
+            self.error(ClientError::BadName { name, why });
+            return false;
         }
         if self.downloads.values().any(|d| d.name == name) {
-            return self.error(format!("{name} is already downloading"));
+            let name = name.to_owned();
+            self.error(ClientError::AlreadyDownloading { name });
+            return false;
         }
+        true
+    }
+
+    fn new_download(
+        &mut self,
+        now: Instant,
+        name: String,
+        size: Option<u64>,
+        state: State,
+    ) -> DownloadId {
         let id = DownloadId(self.next_download);
         self.next_download += 1;
-        let known = self.last_hits.iter().any(|h| h.name == name);
         let download = Download {
-            name: name.clone(),
-            size: None,
+            name,
+            size,
             started: now,
-            state: State::Lookup { peer },
+            state,
             done: 0,
             reported: 0,
         };
         self.downloads.insert(id, download);
+        id
+    }
+
+    /// `DOWNLOAD N`: result `n` (from 1) of the latest search, from every peer of that
+    /// search holding the same content, result `n`'s peer first.
+    pub(super) fn download_result(&mut self, now: Instant, n: usize) {
+        let Some(hit) = self.last_hits.get(n - 1).cloned() else {
+            return;
+        };
+        if !self.can_download(&hit.name) {
+            return;
+        }
+        // The same content: by hash where there is one (whatever name another peer gives
+        // it), else the same name and size.
+        let same = |h: &SearchHit| match hit.hash {
+            Some(hash) => h.hash == Some(hash),
+            None => h.name == hit.name && h.size == hit.size,
+        };
+        let mut seen = BTreeSet::new();
+        let peers: VecDeque<PeerAddr> = std::iter::once(&hit)
+            .chain(self.last_hits.iter().filter(|h| same(h)))
+            .filter_map(|h| h.peer.parse().ok())
+            .filter(|p: &PeerAddr| seen.insert(p.0))
+            .collect();
+        let plan = match hit.hash {
+            Some(hash) => Plan::Pieces {
+                hash,
+                peers: peers.into(),
+            },
+            None => Plan::Classic(peers),
+        };
+        let id = self.new_download(now, hit.name, Some(hit.size), State::Committing);
+        self.open_with(id, plan);
+    }
+
+    /// `DOWNLOAD [peer] name`: from `peer` only, or from every peer that has it.
+    pub(super) fn start_download(&mut self, now: Instant, peer: Option<PeerAddr>, name: String) {
+        if !self.can_download(&name) {
+            return;
+        }
+        let numeric = !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit());
+        let listed = (numeric && peer.is_none()).then_some(self.last_hits.len());
+        let known = self.last_hits.iter().any(|h| h.name == name);
+        let id = self.new_download(now, name.clone(), None, State::Lookup { peer, listed });
         if known || self.session_is_down() {
             let hits = std::mem::take(&mut self.last_hits);
             self.plan_download(id, &hits);
@@ -173,7 +246,7 @@ impl Client {
         let Some(d) = self.downloads.get_mut(&id) else {
             return;
         };
-        let State::Lookup { peer } = d.state else {
+        let State::Lookup { peer, listed } = d.state else {
             return;
         };
         let matches = |h: &&SearchHit| {
@@ -215,10 +288,21 @@ impl Client {
                     None => Plan::Classic(VecDeque::from([p])),
                 },
                 None => {
-                    let reason = "no peer on the network has it (SEARCH to see what there is)";
-                    return self.fail_download(id, reason.into());
+                    let reason = match listed {
+                        Some(results) => DownloadFailure::NoResultOrFile { results },
+                        None => DownloadFailure::NobodyHasIt,
+                    };
+                    return self.fail_download(id, reason);
                 }
             },
+        };
+        self.open_with(id, plan);
+    }
+
+    /// Tells the user where a download comes from and opens its partial file.
+    fn open_with(&mut self, id: DownloadId, plan: Plan) {
+        let Some(d) = self.downloads.get_mut(&id) else {
+            return;
         };
         let sources = match &plan {
             Plan::Classic(peers) => peers.len(),
@@ -365,7 +449,12 @@ impl Client {
     }
 
     /// A download connection closed or could not be made.
-    pub(super) fn download_closed(&mut self, id: DownloadId, conn: ConnId, why: Option<&str>) {
+    pub(super) fn download_closed(
+        &mut self,
+        id: DownloadId,
+        conn: ConnId,
+        why: Option<PeerProblem>,
+    ) {
         let Some(d) = self.downloads.get_mut(&id) else {
             return;
         };
@@ -377,19 +466,19 @@ impl Client {
                     return self.commit(id);
                 }
                 let problem = match (why, d.size) {
-                    (Some(why), _) => format!("{peer}: {why}"),
-                    (None, Some(size)) => {
-                        format!("{peer} stopped after {} of {size} bytes", c.len)
-                    }
-                    (None, None) => format!("{peer} sent nothing (it does not share {})", d.name),
+                    (Some(why), _) => why,
+                    (None, Some(size)) => PeerProblem::StoppedAfter { got: c.len, size },
+                    (None, None) => PeerProblem::SentNothing {
+                        name: d.name.clone(),
+                    },
                 };
                 if c.peers.is_empty() {
-                    return self.fail_download(id, problem);
+                    return self.fail_download(id, DownloadFailure::Peer { peer, problem });
                 }
                 self.classic_next(id);
             }
             State::Pieces(_) => {
-                let why = why.unwrap_or("closed the connection").to_owned();
+                let why = why.unwrap_or(PeerProblem::Closed);
                 self.drop_fetcher(id, conn, why);
                 self.swarm_progress(id);
             }
@@ -420,7 +509,7 @@ impl Client {
             },
             Err(reason) => ClientEvent::DownloadFailed {
                 name: d.name,
-                reason: format!("cannot save the file: {reason}"),
+                reason: DownloadFailure::Save(reason),
             },
         });
         self.goal_download_ended(id, status);
@@ -428,7 +517,7 @@ impl Client {
 
     /// Gives up a download, closing its connections and keeping what it has in the partial
     /// file (removing it only when empty).
-    pub(super) fn fail_download(&mut self, id: DownloadId, reason: String) {
+    pub(super) fn fail_download(&mut self, id: DownloadId, reason: DownloadFailure) {
         let Some(d) = self.downloads.remove(&id) else {
             return;
         };
@@ -473,7 +562,7 @@ impl Client {
             return self.commit(id);
         }
         let Some(peer) = c.peers.pop_front() else {
-            return self.fail_download(id, "no peer could send the whole file".into());
+            return self.fail_download(id, DownloadFailure::NoPeerSentAll);
         };
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
@@ -526,8 +615,8 @@ impl Client {
                 .push_back(Command::Connect { conn, addr: peer.0 });
         }
         if s.fetchers.is_empty() {
-            let why = s.last_problem.take().unwrap_or_default();
-            return self.fail_download(id, format!("no peer could send the rest ({why})"));
+            let last = s.last_problem.take();
+            return self.fail_download(id, DownloadFailure::NoPeerForRest(last));
         }
         let mut out: Vec<(ConnId, Vec<u8>)> = Vec::new();
         let pieces_asked = s.fetchers.values().any(|f| f.asks.contains(&Ask::Pieces));
@@ -586,7 +675,7 @@ impl Client {
             let Some(end) = data.iter().position(|&b| b == b'\n') else {
                 f.header.extend_from_slice(data);
                 if f.header.len() > MAX_HEADER {
-                    return Step::Drop("sent an overlong reply".into());
+                    return Step::Drop(PeerProblem::OverlongReply);
                 }
                 return Step::Continue;
             };
@@ -594,7 +683,7 @@ impl Client {
             data = &data[end + 1..];
             let header = std::mem::take(&mut f.header);
             let Some(ask) = f.asks.front().copied() else {
-                return Step::Drop("sent a reply nobody asked for".into());
+                return Step::Drop(PeerProblem::UnaskedReply);
             };
             let text = String::from_utf8_lossy(&header);
             let text = text.strip_suffix('\r').unwrap_or(&text);
@@ -602,20 +691,21 @@ impl Client {
                 (Ask::Piece(i), Ok(PeerReply::Data { hash, start, len })) => {
                     let (s0, e0) = piece_span(i, s.size);
                     if (hash, start, len) != (s.hash, s0, e0 - s0) {
-                        return Step::Drop("sent a range it was not asked for".into());
+                        return Step::Drop(PeerProblem::WrongRange);
                     }
                     len as usize
                 }
                 (Ask::Pieces, Ok(PeerReply::Pieces { size, count })) => {
                     if size != s.size || count != piece_count(s.size) {
-                        return Step::Drop("lists another size for the file".into());
+                        return Step::Drop(PeerProblem::OtherSize);
                     }
                     count as usize * 32
                 }
                 (_, Ok(PeerReply::Error { code, message })) => {
-                    return Step::Drop(format!("refused: {code:?} {message}"));
+                    let message = message.into_owned();
+                    return Step::Drop(PeerProblem::Refused { code, message });
                 }
-                _ => return Step::Drop(format!("sent a bad reply: {text:?}")),
+                _ => return Step::Drop(PeerProblem::BadReply(text.to_owned())),
             };
             f.body = Some((ask, Vec::with_capacity(want), want));
             if want == 0 {
@@ -647,7 +737,7 @@ impl Client {
                     .collect();
                 match PieceHashes::checked(s.size, list, s.hash) {
                     Ok(p) => s.pieces = Some(p),
-                    Err(_) => return Step::Drop("sent piece hashes that do not match".into()),
+                    Err(_) => return Step::Drop(PeerProblem::BadPieceHashes),
                 }
             }
             Ask::Piece(i) => {
@@ -657,7 +747,7 @@ impl Client {
                     .as_ref()
                     .expect("pieces are asked for after the list");
                 if !pieces.verify(i, &body) {
-                    return Step::Drop(format!("sent a corrupt piece {i}"));
+                    return Step::Drop(PeerProblem::CorruptPiece(i));
                 }
                 if !s.have[i as usize] {
                     s.have[i as usize] = true;
@@ -676,7 +766,7 @@ impl Client {
     }
 
     /// Stops fetching from one peer; its outstanding pieces go back to the others.
-    fn drop_fetcher(&mut self, id: DownloadId, conn: ConnId, why: String) {
+    fn drop_fetcher(&mut self, id: DownloadId, conn: ConnId, why: PeerProblem) {
         let Some(d) = self.downloads.get_mut(&id) else {
             return;
         };
@@ -691,7 +781,7 @@ impl Client {
                 s.asked.remove(&i);
             }
         }
-        s.last_problem = Some(format!("{}: {why}", f.peer));
+        s.last_problem = Some((f.peer, why));
         self.drop_conn(conn);
     }
 

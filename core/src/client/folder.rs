@@ -40,7 +40,7 @@ impl Client {
         &mut self,
         now: Instant,
         name: &str,
-        result: Result<PieceHashes, String>,
+        result: Result<PieceHashes, impl Into<crate::client::FileError>>,
     ) {
         let Some(waiting) = self.folder_stats.get_mut(name) else {
             return;

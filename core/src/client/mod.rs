@@ -124,10 +124,15 @@ mod event;
 mod folder;
 mod goal;
 mod session;
+#[cfg(test)]
+mod tests;
 mod upload;
 
 use download::Download;
-pub use event::ClientEvent;
+pub use event::{
+    copies, results_table, ClientError, ClientEvent, DownloadFailure, FileError, LostReason,
+    PeerProblem,
+};
 use goal::GoalRun;
 pub use goal::{exit, Goal};
 use session::{Link, Pending, Session};
@@ -245,14 +250,12 @@ impl Client {
         match self.roles.remove(&conn) {
             Some(Role::Server) => {
                 let server = self.config.server;
-                self.lose_server(
-                    now,
-                    format!("cannot reach the server at {server}: {reason}"),
-                );
+                let why = reason.to_owned();
+                self.lose_server(now, LostReason::Unreachable { server, why });
             }
             Some(Role::Download(id)) => {
-                let why = format!("cannot connect: {reason}");
-                self.download_closed(id, conn, Some(&why));
+                let why = PeerProblem::CannotConnect(reason.to_owned());
+                self.download_closed(id, conn, Some(why));
                 self.pump(now);
             }
             _ => {}
@@ -305,7 +308,7 @@ impl Client {
                     self.on_reply_line(now, &String::from_utf8_lossy(&line));
                 }
                 self.session.link = Link::Down;
-                self.lose_server(now, "the server closed the connection".into());
+                self.lose_server(now, LostReason::Closed);
             }
             Some(Role::Download(id)) => {
                 self.download_closed(id, conn, None);
@@ -318,19 +321,30 @@ impl Client {
 
     // ---- inputs: results of file commands ----
 
-    /// The result of a [`Command::Stat`]: the file's piece hashes if it is a regular file.
-    pub fn handle_stat(&mut self, now: Instant, name: &str, result: Result<PieceHashes, String>) {
+    /// The result of a [`Command::Stat`]: the file's piece hashes if it is a regular file,
+    /// else why not (an [`std::io::Error`], a [`FileError`] or the reason as text).
+    pub fn handle_stat<E: Into<FileError>>(
+        &mut self,
+        now: Instant,
+        name: &str,
+        result: Result<PieceHashes, E>,
+    ) {
         let Some(wanted) = self.stats.remove(name) else {
             return self.folder_looked_at(now, name, result);
         };
+        let name = name.to_owned();
         match (result, wanted) {
-            (Err(reason), _) => self.error(format!("cannot share {name}: {reason}")),
-            (Ok(p), Some(w)) if w != p.size() => self.error(format!(
-                "cannot share {name}: it has {} bytes, not {w}",
-                p.size()
-            )),
+            (Err(why), _) => self.error(ClientError::CannotShare {
+                name,
+                why: why.into(),
+            }),
+            (Ok(p), Some(given)) if given != p.size() => self.error(ClientError::WrongSize {
+                name,
+                size: p.size(),
+                given,
+            }),
             (Ok(pieces), _) => {
-                self.share(name.to_owned(), pieces);
+                self.share(name, pieces);
                 self.pump(now);
             }
         }
@@ -345,7 +359,7 @@ impl Client {
     ) {
         match result {
             Ok(existing) => self.part_opened(download, existing),
-            Err(e) => self.fail_download(download, format!("cannot open the partial file: {e}")),
+            Err(e) => self.fail_download(download, DownloadFailure::OpenPart(e)),
         }
         self.pump(now);
     }
@@ -358,7 +372,7 @@ impl Client {
 
     /// A [`Command::WritePart`] failed (or another write to the partial file).
     pub fn handle_download_io(&mut self, now: Instant, download: DownloadId, reason: &str) {
-        self.fail_download(download, format!("cannot write the file: {reason}"));
+        self.fail_download(download, DownloadFailure::Write(reason.to_owned()));
         self.pump(now);
     }
 
@@ -406,7 +420,7 @@ impl Client {
                 self.finish_leave();
             } else {
                 let secs = REPLY_TIMEOUT.as_secs();
-                self.lose_server(now, format!("the server did not answer within {secs} s"));
+                self.lose_server(now, LostReason::NoAnswer { secs });
             }
         }
         self.pump(now);
@@ -421,13 +435,21 @@ impl Client {
         match UserCommand::parse(line) {
             Ok(cmd) => self.command(now, cmd),
             Err(e) => {
-                self.error(e.to_string());
+                self.error(ClientError::Command(e));
                 self.events.push_back(ClientEvent::Help);
             }
         }
     }
 
     /// Carries out a user command.
+    ///
+    /// `DOWNLOAD N` with no peer, where `N` is a number from 1 to the count of the latest
+    /// search's results, downloads result `N`: its name, from every peer of that search
+    /// that holds the same content (the same hash where the server gives hashes, else the
+    /// same name and size), starting with result `N`'s own peer. Any other number, when
+    /// there was no search or it listed fewer results, is a file name like any other
+    /// (`DOWNLOAD 3` then fetches a file named `3`); if no peer has one, the failure says
+    /// how many results there were. `DOWNLOAD peer 3` is always the file named `3`.
     pub fn command(&mut self, now: Instant, cmd: UserCommand) {
         if self.exit.is_some() || self.session.leaving {
             return;
@@ -440,13 +462,13 @@ impl Client {
             }
             UserCommand::DeleteFile { name } => {
                 if !self.unshare(&name) {
-                    self.error(format!("{name} was not shared; telling the server anyway"));
+                    self.error(ClientError::NotShared { name: name.clone() });
                 }
                 self.session.queue.push_back(Pending::Delete { name });
             }
-            UserCommand::Search { .. } if self.session.link != Link::Up => self.error(
-                "not connected to the server (trying again in a moment): search later".into(),
-            ),
+            UserCommand::Search { .. } if self.session.link != Link::Up => {
+                self.error(ClientError::NotConnected);
+            }
             UserCommand::Search { pattern } => {
                 self.session.queue.push_back(Pending::Search {
                     pattern,
@@ -454,6 +476,10 @@ impl Client {
                     answered: false,
                     lookup: None,
                 });
+            }
+            UserCommand::Download { peer: None, name } if self.result_number(&name).is_some() => {
+                let n = self.result_number(&name).expect("checked by the guard");
+                self.download_result(now, n);
             }
             UserCommand::Download { peer, name } => self.start_download(now, peer, name),
             UserCommand::Leave => self.begin_leave(),
@@ -540,7 +566,7 @@ impl Client {
         buf.extend_from_slice(&data);
     }
 
-    pub(super) fn error(&mut self, msg: String) {
-        self.events.push_back(ClientEvent::Error(msg));
+    pub(super) fn error(&mut self, error: ClientError) {
+        self.events.push_back(ClientEvent::Error(error));
     }
 }

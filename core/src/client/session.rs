@@ -4,7 +4,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::goal::OnServerLost;
-use super::{Client, ClientEvent, Command, DownloadId, SearchHit};
+use super::{
+    Client, ClientError, ClientEvent, Command, DownloadFailure, DownloadId, LostReason, SearchHit,
+};
 use crate::hash::{ContentHash, PieceHashes};
 use crate::wire::{ExtReply, ExtRequest, LineBuf, Reply, Request, EXT_TOKEN};
 use crate::ConnId;
@@ -255,7 +257,8 @@ impl Client {
             (_, ExtReply::Error { message }) => {
                 // The server refused what we asked; say so and go on with the next request.
                 self.session.in_flight = None;
-                self.error(format!("the server refused a request: {message}"));
+                let message = message.into_owned();
+                self.error(ClientError::ServerRefused { message });
             }
             _ => {}
         }
@@ -326,7 +329,7 @@ impl Client {
 
     /// The session with the server ended. Before the first `JOIN` the client gives up
     /// (status 1); after it, it tries again later, and shares everything again then.
-    pub(super) fn lose_server(&mut self, now: Instant, reason: String) {
+    pub(super) fn lose_server(&mut self, now: Instant, reason: LostReason) {
         if self.exit.is_some() {
             return;
         }
@@ -371,7 +374,7 @@ impl Client {
                 pattern,
                 ..
             }) => {
-                self.error(format!("search \"{pattern}\" was cut off: lost the server"));
+                self.error(ClientError::SearchCutOff { pattern });
             }
             Some(lookup @ Pending::Search { .. }) => self.session.queue.push_front(lookup),
             _ => {}
@@ -425,7 +428,7 @@ impl Client {
         }
         let ids: Vec<_> = self.downloads.keys().copied().collect();
         for id in ids {
-            self.fail_download(id, "the client is stopping".into());
+            self.fail_download(id, DownloadFailure::Stopping);
         }
     }
 }

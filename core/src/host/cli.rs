@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use super::help;
+use super::Say;
+use crate::lang::Lang;
 
 /// napshare: a Napster-style peer-to-peer file sharer.
 ///
@@ -190,19 +192,21 @@ impl ClientArgs {
 }
 
 /// Asks on `input`/`output` whether to run a server or a client (and, for a client, the
-/// server's address), as the seed does. Accepts English and the seed's Portuguese words.
-pub fn ask_mode(input: &mut impl BufRead, output: &mut impl Write) -> io::Result<Mode> {
+/// server's address), as the seed does, in `lang`. Accepts English and the seed's
+/// Portuguese words.
+pub fn ask_mode(lang: Lang, input: &mut impl BufRead, output: &mut impl Write) -> io::Result<Mode> {
     let mut ask = |question: &str, output: &mut dyn Write| -> io::Result<String> {
         write!(output, "{question}")?;
         output.flush()?;
         let mut line = String::new();
         if input.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no answer"));
+            let no_answer = Say::NoAnswer.text(lang);
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, no_answer));
         }
         Ok(line.trim().to_owned())
     };
     loop {
-        let answer = ask("Run as server or client? (servidor/cliente): ", output)?;
+        let answer = ask(&Say::AskMode.text(lang), output)?;
         match answer.to_lowercase().as_str() {
             "server" | "servidor" | "s" => {
                 return Ok(Mode::Server(ServerArgs::new(SocketAddr::from((
@@ -211,7 +215,7 @@ pub fn ask_mode(input: &mut impl BufRead, output: &mut impl Write) -> io::Result
                 )))))
             }
             "client" | "cliente" | "c" => {
-                let server = ask("Server address (ip[:port]): ", output)?;
+                let server = ask(&Say::AskServer.text(lang), output)?;
                 let server = if server.is_empty() {
                     "127.0.0.1".to_owned()
                 } else {
@@ -219,7 +223,7 @@ pub fn ask_mode(input: &mut impl BufRead, output: &mut impl Write) -> io::Result
                 };
                 return Ok(Mode::Client(ClientArgs::new(server)));
             }
-            _ => writeln!(output, "please answer server or client")?,
+            _ => writeln!(output, "{}", Say::AnswerServerOrClient.text(lang))?,
         }
     }
 }
@@ -232,9 +236,29 @@ mod tests {
     fn asks_until_it_understands() {
         let mut input = io::Cursor::new(b"what\ncliente\n10.0.0.1:999\n".to_vec());
         let mut out = Vec::new();
-        let mode = ask_mode(&mut input, &mut out).unwrap();
+        let mode = ask_mode(Lang::En, &mut input, &mut out).unwrap();
         assert_eq!(mode, Mode::Client(ClientArgs::new("10.0.0.1:999".into())));
         assert!(String::from_utf8(out).unwrap().contains("please answer"));
+    }
+
+    #[test]
+    fn asks_in_portuguese_when_the_locale_says_so() {
+        let mut input = io::Cursor::new(
+            b"hein
+servidor
+"
+            .to_vec(),
+        );
+        let mut out = Vec::new();
+        let mode = ask_mode(Lang::Pt, &mut input, &mut out).unwrap();
+        assert!(matches!(mode, Mode::Server(_)));
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(
+            out,
+            "Executar como servidor ou cliente? (servidor/cliente): \
+             por favor, responda servidor ou cliente\n\
+             Executar como servidor ou cliente? (servidor/cliente): "
+        );
     }
 
     #[test]

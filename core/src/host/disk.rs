@@ -189,11 +189,7 @@ impl Disk {
     pub fn perform(&mut self, now: Instant, cmd: Command, client: &mut Client) -> Option<Command> {
         match cmd {
             Command::Stat { name, path } => {
-                let result = hash_file(&path).map_err(|e| match e.kind() {
-                    io::ErrorKind::NotFound => "no such file in the shared folder".to_owned(),
-                    _ => e.to_string(),
-                });
-                client.handle_stat(now, &name, result);
+                client.handle_stat(now, &name, hash_file(&path));
             }
             Command::OpenPart { download, path } => {
                 let opened = path

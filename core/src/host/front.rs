@@ -7,6 +7,7 @@ use std::io;
 use std::time::Instant;
 
 use crate::client::{Client, ClientConfig, SharedFile};
+use crate::lang::Lang;
 
 use super::prompt;
 use super::stdin::spawn_stdin_reader;
@@ -26,6 +27,8 @@ pub struct ClientSetup {
     /// Whether the shared folder is watched: files that appear, change or go away in it
     /// are shared, shared again or no longer shared, with no command (see `watch`).
     pub watch: bool,
+    /// The language the user is spoken to in.
+    pub lang: Lang,
 }
 
 /// Something from outside the event loop for the client.
@@ -60,13 +63,13 @@ impl ClientSetup {
             });
         }
         let mut ui = match self.script {
-            Some(script) => Ui::for_script(script),
-            None => Ui::new(),
+            Some(script) => Ui::for_script(script, self.lang),
+            None => Ui::with_lang(self.lang),
         };
         if self.stdin {
             // A prompt on a terminal; from a pipe or a file, plain lines.
             match prompt::start(&self.config.shared_dir, send) {
-                Ok(prompt) => ui = Ui::with_prompt(prompt),
+                Ok(prompt) => ui = Ui::with_prompt(prompt, self.lang),
                 Err(send) => spawn_stdin_reader(move |line| {
                     send(line.map_or(Input::End, Input::Line));
                 }),

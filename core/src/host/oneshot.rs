@@ -21,7 +21,8 @@ use crate::client::{exit, ClientConfig, ClientEvent, Goal, SearchHit};
 
 use super::cli::{Cli, ClientArgs, GetArgs, SearchArgs, ShareArgs};
 use super::run::{client, Runtime};
-use super::{hash_file, resolve_server, ClientSetup};
+use super::{hash_file, lang_from_env, resolve_server, ClientSetup};
+use crate::lang::{Lang, Localize};
 
 /// How a one-shot client reports ([`ClientSetup::script`]).
 #[derive(Debug, Clone, Default)]
@@ -55,7 +56,9 @@ impl Script {
     }
 
     /// Shows one event (on standard error) and records what the result needs.
-    pub(super) fn show(&mut self, event: &ClientEvent, progress: &mut Option<u64>) {
+    /// Records what the result needs and tells the user, in `lang`, on standard error;
+    /// the recorded problem stays English, for the JSON that scripts read.
+    pub(super) fn show(&mut self, event: &ClientEvent, progress: &mut Option<u64>, lang: Lang) {
         let mut record = self.record();
         match event {
             ClientEvent::SearchDone { hits, .. } => {
@@ -75,13 +78,9 @@ impl Script {
                     path: path.clone(),
                 });
             }
-            ClientEvent::DownloadFailed { name, reason } => {
-                record.problem = Some(format!("download of {name} failed: {reason}"));
-            }
-            ClientEvent::ServerLost { reason, .. } => {
-                record.problem = Some(format!("lost the server: {reason}"));
-            }
-            ClientEvent::Error(msg) => record.problem = Some(msg.clone()),
+            ClientEvent::DownloadFailed { .. }
+            | ClientEvent::ServerLost { .. }
+            | ClientEvent::Error(_) => record.problem = Some(event.to_string()),
             ClientEvent::DownloadStarted { .. } => *progress = Some(0),
             ClientEvent::DownloadProgress {
                 done,
@@ -100,7 +99,7 @@ impl Script {
             ClientEvent::DownloadProgress { .. } => return,
             _ => {}
         }
-        eprintln!("{event}");
+        eprintln!("{}", event.in_lang(lang));
     }
 }
 
@@ -176,7 +175,7 @@ pub(super) fn get<R: Runtime>(args: &GetArgs) -> ExitCode {
 }
 
 /// `napshare share`: a client on `DIR` that reads no commands; a stop signal leaves.
-pub(super) fn share<R: Runtime>(args: &ShareArgs) -> Result<ExitCode, String> {
+pub(super) fn share<R: Runtime>(args: &ShareArgs, lang: Lang) -> Result<ExitCode, String> {
     if !args.dir.is_dir() {
         return Err(format!("{} is not a folder", args.dir.display()));
     }
@@ -190,7 +189,7 @@ pub(super) fn share<R: Runtime>(args: &ShareArgs) -> Result<ExitCode, String> {
     };
     // Built by the same code as an interactive client's, so whatever that client does
     // with its shared folder (such as watching it) `share` does too.
-    client::<R>(&client_args, false)
+    client::<R>(&client_args, false, lang)
 }
 
 /// `napshare completions SHELL`: the script on standard output.
@@ -228,6 +227,7 @@ fn one_shot<R: Runtime>(
         stdin: false,
         script: Some(script),
         watch: false,
+        lang: lang_from_env(),
     };
     R::run_client(listener, setup).map_err(|e| e.to_string())
 }

@@ -47,7 +47,7 @@ use rustyline::{
 
 use super::Input;
 use crate::client::ClientEvent;
-use crate::command::{UserCommand, Verb, COMMAND_WORDS};
+use crate::command::{self, UserCommand, Verb};
 use crate::names::check_file_name;
 use crate::wire::PeerAddr;
 
@@ -361,7 +361,7 @@ fn complete(
     };
     // Where the argument starts: after the word and the blanks that follow it.
     let mut arg = before.len() - rest.trim_start().len();
-    let names = match Verb::of(word) {
+    let names = match Verb::from_word(word) {
         Some(Verb::Download) => {
             // `DOWNLOAD peer name`: skip the peer.
             let after = &before[arg..];
@@ -391,9 +391,8 @@ fn complete(
 /// typed: `se` completes to `search `, `SE` and `Se` to `SEARCH `.
 fn command_words(typed: &str) -> Vec<Pair> {
     let lower = !typed.is_empty() && !typed.chars().any(|c| c.is_ascii_uppercase());
-    COMMAND_WORDS
-        .iter()
-        .map(|&(word, _)| word)
+    command::command_words()
+        .map(|(word, _)| word)
         .filter(|word| word.chars().all(|c| c.is_alphabetic()))
         .filter(|word| {
             word.len() >= typed.len()

@@ -6,10 +6,14 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 use crate::client::ClientConfig;
+use crate::lang::Lang;
 use crate::server::ServerConfig;
 
 use super::cli::{ask_mode, Cli, ClientArgs, Mode, ServerArgs};
-use super::{init_logs, on_stop_signal, oneshot, resolve_server, scan_shared, ClientSetup};
+use super::{
+    init_logs, lang_from_env, on_stop_signal, oneshot, resolve_server, scan_shared, ClientSetup,
+    Say,
+};
 use crate::wire::CLASSIC_PEER_PORT;
 
 /// An event loop that can drive the core's state machines.
@@ -34,17 +38,18 @@ pub trait Runtime {
 /// The whole `napshare` command on runtime `R`; `bin` is the name it was installed under.
 pub fn main<R: Runtime>(bin: &'static str) -> ExitCode {
     init_logs();
+    let lang = lang_from_env();
     let mode = match Cli::from_env(bin).mode {
         Some(mode) => mode,
-        None => match ask_mode(&mut io::stdin().lock(), &mut io::stdout()) {
+        None => match ask_mode(lang, &mut io::stdin().lock(), &mut io::stdout()) {
             Ok(mode) => mode,
             Err(e) => return fail(bin, &e.to_string()),
         },
     };
     let result = match mode {
-        Mode::Server(args) => server::<R>(&args),
-        Mode::Client(args) => client::<R>(&args, true),
-        Mode::Share(args) => oneshot::share::<R>(&args),
+        Mode::Server(args) => server::<R>(&args, lang),
+        Mode::Client(args) => client::<R>(&args, true, lang),
+        Mode::Share(args) => oneshot::share::<R>(&args, lang),
         // One-shot commands report their own failures (as JSON too, with --json).
         Mode::Search(args) => return oneshot::search::<R>(&args),
         Mode::Get(args) => return oneshot::get::<R>(&args),
@@ -61,18 +66,18 @@ fn fail(bin: &str, msg: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn server<R: Runtime>(args: &ServerArgs) -> Result<ExitCode, String> {
-    let listener =
-        R::bind(args.listen).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+fn server<R: Runtime>(args: &ServerArgs, lang: Lang) -> Result<ExitCode, String> {
+    let listener = R::bind(args.listen)
+        .map_err(|e| Say::CannotListen(args.listen, e.to_string()).text(lang))?;
     let addr = R::local_addr(&listener).map_err(|e| e.to_string())?;
     // Watched before the address is printed, so whoever waits for that line can stop us.
-    on_stop_signal(|| {
+    on_stop_signal(move || {
         // The index lives in memory only: nothing to save, every socket closes with us.
-        println!("napshare server stopping");
+        println!("{}", Say::ServerStopping.text(lang));
         std::process::exit(0);
     })
-    .map_err(|e| format!("cannot watch for stop signals: {e}"))?;
-    println!("napshare server listening on {addr}");
+    .map_err(|e| Say::CannotWatchSignals(e.to_string()).text(lang))?;
+    println!("{}", Say::ServerListening(addr).text(lang));
     let secs = std::time::Duration::from_secs;
     let config = ServerConfig {
         max_results: args.max_results,
@@ -84,33 +89,33 @@ fn server<R: Runtime>(args: &ServerArgs) -> Result<ExitCode, String> {
         max_connections: args.max_connections,
         max_queued: args.max_queued,
     };
-    R::run_server(listener, config).map_err(|e| format!("server stopped: {e}"))?;
+    R::run_server(listener, config).map_err(|e| Say::ServerStopped(e.to_string()).text(lang))?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// A client sharing `args.shared`; it reads commands from standard input when `stdin`
 /// (`napshare share` reads none).
-pub(super) fn client<R: Runtime>(args: &ClientArgs, stdin: bool) -> Result<ExitCode, String> {
+pub(super) fn client<R: Runtime>(
+    args: &ClientArgs,
+    stdin: bool,
+    lang: Lang,
+) -> Result<ExitCode, String> {
     let server = resolve_server(&args.server)
-        .map_err(|e| format!("cannot resolve server {}: {e}", args.server))?;
+        .map_err(|e| Say::CannotResolve(args.server.clone(), e.to_string()).text(lang))?;
     let (listener, fell_back) = bind_peer_listener::<R>(args.peer_listen)
-        .map_err(|e| format!("cannot start the file server: {e}"))?;
+        .map_err(|e| Say::CannotStartFileServer(e.to_string()).text(lang))?;
     let peer_addr = R::local_addr(&listener).map_err(|e| e.to_string())?;
-    if fell_back {
-        println!("port 1235 is taken; file server listening on {peer_addr}");
-    } else {
-        println!("file server listening on {peer_addr}");
-    }
+    println!(
+        "{}",
+        Say::FileServerListening(peer_addr, fell_back).text(lang)
+    );
     let (files, skipped) = scan_shared(&args.shared)
-        .map_err(|e| format!("cannot read shared folder {}: {e}", args.shared.display()))?;
+        .map_err(|e| Say::CannotReadShared(args.shared.clone(), e.to_string()).text(lang))?;
     for path in skipped {
-        println!("not sharing {}: its name cannot be shared", path.display());
+        println!("{}", Say::NameCannotBeShared(path).text(lang));
     }
     std::fs::create_dir_all(&args.downloads).map_err(|e| {
-        format!(
-            "cannot create downloads folder {}: {e}",
-            args.downloads.display()
-        )
+        Say::CannotCreateDownloads(args.downloads.clone(), e.to_string()).text(lang)
     })?;
     let config = ClientConfig {
         server,
@@ -125,6 +130,7 @@ pub(super) fn client<R: Runtime>(args: &ClientArgs, stdin: bool) -> Result<ExitC
         stdin,
         script: None,
         watch: !args.no_watch,
+        lang,
     };
     let status = R::run_client(listener, setup).map_err(|e| e.to_string())?;
     Ok(ExitCode::from(status.clamp(0, 255) as u8))

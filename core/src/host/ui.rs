@@ -8,11 +8,13 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::prompt::PromptOut;
 use crate::client::ClientEvent;
+use crate::lang::{Lang, Localize};
 
 use super::Script;
 
 /// Prints a client's events on standard output.
 pub struct Ui {
+    lang: Lang,
     bars: Option<MultiProgress>,
     progress: BTreeMap<String, Progress>,
     /// A one-shot client's: it shows events its own way (see [`Script`]).
@@ -35,12 +37,18 @@ impl Default for Ui {
 }
 
 impl Ui {
-    /// Bars only when standard output is a terminal.
+    /// Speaks the locale's language ([`super::lang_from_env`]); see [`Ui::with_lang`].
     pub fn new() -> Self {
+        Self::with_lang(super::lang_from_env())
+    }
+
+    /// Speaks `lang`; bars only when standard output is a terminal.
+    pub fn with_lang(lang: Lang) -> Self {
         let bars = std::io::stdout()
             .is_terminal()
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
         Self {
+            lang,
             bars,
             progress: BTreeMap::new(),
             script: None,
@@ -49,8 +57,9 @@ impl Ui {
     }
 
     /// For a one-shot client: events on standard error, the result kept for its end.
-    pub fn for_script(script: Script) -> Self {
+    pub fn for_script(script: Script, lang: Lang) -> Self {
         Self {
+            lang,
             bars: None,
             progress: BTreeMap::new(),
             script: Some((script, None)),
@@ -59,8 +68,9 @@ impl Ui {
     }
 
     /// Prints through the interactive prompt.
-    pub(super) fn with_prompt(prompt: PromptOut) -> Self {
+    pub(super) fn with_prompt(prompt: PromptOut, lang: Lang) -> Self {
         Self {
+            lang,
             bars: None,
             progress: BTreeMap::new(),
             script: None,
@@ -70,18 +80,18 @@ impl Ui {
 
     pub fn show(&mut self, event: &ClientEvent) {
         if let Some((script, progress)) = &mut self.script {
-            return script.show(event, progress);
+            return script.show(event, progress, self.lang);
         }
         if let Some(prompt) = &self.prompt {
             prompt.observe(event);
         }
         match event {
             ClientEvent::DownloadStarted { name, size, .. } => {
-                self.line(&event.to_string());
+                self.say(event);
                 // A bar for a file that arrives in a blink would only flicker.
                 let progress = match (&self.bars, size) {
                     (Some(multi), Some(size)) if *size >= BAR_FROM => {
-                        Progress::Bar(multi.add(bar(name, *size)))
+                        Progress::Bar(multi.add(bar(name, *size, self.lang)))
                     }
                     _ => Progress::Quiet(0),
                 };
@@ -102,7 +112,7 @@ impl Ui {
                     _ => false,
                 };
                 if report {
-                    self.line(&event.to_string());
+                    self.say(event);
                 }
             }
             ClientEvent::DownloadDone { name, .. } | ClientEvent::DownloadFailed { name, .. } => {
@@ -112,10 +122,15 @@ impl Ui {
                         multi.remove(&bar);
                     }
                 }
-                self.line(&event.to_string());
+                self.say(event);
             }
-            other => self.line(&other.to_string()),
+            other => self.say(other),
         }
+    }
+
+    /// Prints an event in the user's language.
+    fn say(&self, event: &ClientEvent) {
+        self.line(&event.in_lang(self.lang).to_string());
     }
 
     /// Prints above the bars, through the bars' own printer on a terminal so that it
@@ -136,11 +151,12 @@ impl Ui {
 /// Files smaller than this get no bar.
 const BAR_FROM: u64 = 1 << 20;
 
-fn bar(name: &str, size: u64) -> ProgressBar {
+fn bar(name: &str, size: u64, lang: Lang) -> ProgressBar {
     let bar = ProgressBar::new(size);
-    let style = ProgressStyle::with_template(
+    let style = ProgressStyle::with_template(lang.pick(
         "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-    )
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} faltam {eta}",
+    ))
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
     bar.set_style(style);

@@ -50,8 +50,12 @@ pub fn spawn(runtime: &str, bin: Option<PathBuf>, max_results: usize) -> Result<
         Some(bin) => bin,
         None => default_binary()?,
     };
+    // The C locale: the address line is read in English.
     let mut child = Command::new(&bin)
         .env("NAPSHARE_RUNTIME", runtime)
+        .env("LANG", "C")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
         .args(["server", "--listen", "127.0.0.1:0", "--max-results"])
         .arg(max_results.to_string())
         .stdin(Stdio::null())

@@ -199,6 +199,46 @@ fn output_does_not_garble_the_line_being_typed(rt: Runtime) {
     }
 }
 
+fn download_by_result_number(rt: Runtime) {
+    let server = ServerProc::start(rt);
+    let files: Vec<(String, Vec<u8>)> = (1..=4)
+        .map(|i| (format!("track {i}.ogg"), test_data(10_000 * i, i as u64)))
+        .collect();
+    let shared: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    let _seeder = ClientProc::joined(rt.other(), server.addr(), &shared);
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    let mut pty = client_on_pty(rt, server.addr(), dir.path(), &history, &[]);
+
+    pty.type_text(&format!("SEARCH track{ENTER}"));
+    pty.wait_row("search \"track\": 4 results", TIMEOUT);
+    pty.wait_last_row(PROMPT, TIMEOUT);
+    // Result 3 is whatever the table numbers 3: its row ends with the name.
+    let rows = pty.rows();
+    let row = rows
+        .iter()
+        .find(|r| r.trim_start().starts_with("3  "))
+        .unwrap_or_else(|| pty.fail("no row numbered 3"));
+    let Some((name, data)) = files.iter().find(|(n, _)| row.ends_with(n.as_str())) else {
+        pty.fail(&format!("row 3 names no shared file: {row:?}"));
+    };
+    pty.type_text(&format!("DOWNLOAD 3{ENTER}"));
+    pty.wait_row(&format!("downloaded {name}: {} bytes", data.len()), TIMEOUT);
+    let got = std::fs::read(dir.path().join("downloads").join(name)).unwrap();
+    assert!(&got == data, "result 3 downloaded other bytes");
+    // Only that result was fetched.
+    let saved = std::fs::read_dir(dir.path().join("downloads"))
+        .unwrap()
+        .count();
+    assert_eq!(saved, 1);
+    pty.wait_last_row(PROMPT, TIMEOUT);
+    pty.type_text(&format!("LEAVE{ENTER}"));
+    expect_clean_exit(&mut pty);
+}
+
 /// Runs every test on one runtime, in a module named after it.
 macro_rules! on_runtime {
     ($module:ident, $rt:expr) => {
@@ -211,6 +251,11 @@ macro_rules! on_runtime {
             #[test]
             fn tab_completes_commands_and_file_names() {
                 super::tab_completes_commands_and_file_names($rt)
+            }
+
+            #[test]
+            fn download_by_result_number() {
+                super::download_by_result_number($rt)
             }
 
             #[test]

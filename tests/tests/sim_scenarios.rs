@@ -91,6 +91,25 @@ fn search_is_a_case_sensitive_substring_match() {
     assert_eq!(names(&sim.search(a, ".txt")), ["alpha.txt", "gamma.txt"]);
 }
 
+/// Commands piped in as the client starts reach it before its JOIN is answered: a
+/// search then waits for the session instead of being refused.
+#[test]
+fn a_search_typed_before_joining_waits_for_the_session() {
+    let mut sim = sim(4, 4096);
+    let _a = sim.add_client(&[("alpha.txt", b"a")]);
+    sim.run_until_idle();
+    let b = sim.add_client(&[]);
+    sim.command_line(b, "SEARCH alpha").unwrap();
+    sim.run_until_idle();
+    let found = has(
+        &sim,
+        b,
+        |e| matches!(e, ClientEvent::SearchDone { hits, .. } if names(hits) == ["alpha.txt"]),
+    );
+    assert!(found, "{:?}", sim.events(b));
+    assert!(!has(&sim, b, |e| matches!(e, ClientEvent::Error(_))));
+}
+
 #[test]
 fn a_download_between_clients_is_byte_identical() {
     let data = Rng::new(4).bytes(50_000);

@@ -466,7 +466,12 @@ impl Client {
                 }
                 self.session.queue.push_back(Pending::Delete { name });
             }
-            UserCommand::Search { .. } if self.session.link != Link::Up => {
+            // Typed before the first JOIN is through (a script piping commands in), a search
+            // waits for it, behind it in the queue; after a lost session it would wait for
+            // an unknown time, so it is refused.
+            UserCommand::Search { .. }
+                if self.session.link != Link::Up && self.session.joined_once =>
+            {
                 self.error(ClientError::NotConnected);
             }
             UserCommand::Search { pattern } => {

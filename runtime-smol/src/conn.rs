@@ -278,7 +278,10 @@ async fn run(id: ConnId, socket: Socket, shared: Rc<Shared>, inputs: Sender<Inpu
                 if !idle {
                     return Poll::Ready(Wake::Write);
                 }
-                *shared.waker.borrow_mut() = Some(cx.waker().clone());
+                let mut waker = shared.waker.borrow_mut();
+                if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *waker = Some(cx.waker().clone());
+                }
             }
             if reading {
                 match socket.poll_readable(cx) {

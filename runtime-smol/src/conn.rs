@@ -1,16 +1,19 @@
 //! Connection tasks: one task per connection reads bytes for the core's task and writes
 //! what the core queued for the connection, waiting on whichever of the two can go on.
 //!
-//! This departs from DESIGN.md's "a reader task and a writer fed from the core's queue"
-//! on purpose. Two tasks per connection, with a channel between the core and the writer,
-//! cost about 5.7 KB of server memory per idle client (two task allocations sized for
-//! their largest await, the channel's first block of slots, a waker slab per direction);
-//! the goal is 4 KiB. One task that polls readiness in both directions, fed from a plain
-//! queue it shares with the core's task (all tasks run on one thread), costs a fraction of
-//! that and keeps every behaviour: the core still decides everything (backpressure in
-//! `Server::handle_backlog`, closes); reading and writing still go on independently of each
-//! other, so a peer that does not read its replies still has its requests read and its
-//! backlog counted. See BENCHMARKS.md, "The index server under load".
+//! This departs on purpose from DESIGN.md's "per connection a reader task and a writer fed
+//! from the core's queue", for memory: two tasks per connection with an unbounded channel
+//! from the core's task to the writer cost about 5.7 KB of server memory per idle client
+//! (two task allocations each sized for its largest await, the channel with its first
+//! 31-slot block, a waker slab), over the goal of 4 KiB; this costs about 1.2 KB (mio:
+//! 0.66 KB).
+//! The task polls read and write readiness itself (`poll_readable`/`poll_writable`: one
+//! waker slot per direction) and is fed from a plain queue it shares with the core's task
+//! through an `Rc` (every task runs on the executor's one thread). Behaviour is the same:
+//! reading and writing still go on independently (reads continue while writes are
+//! blocked), so a peer that does not read its replies still has its requests read and its
+//! backlog counted, and the core still decides everything (`Server::handle_backlog`,
+//! closes). See BENCHMARKS.md, "The index server under load".
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

@@ -1,16 +1,32 @@
-//! Connection tasks: a reader that forwards bytes to the core's task, and a writer that
-//! drains what the core queued for the connection.
+//! Connection tasks: one task per connection reads bytes for the core's task and writes
+//! what the core queued for the connection, waiting on whichever of the two can go on.
+//!
+//! This departs on purpose from DESIGN.md's "per connection a reader task and a writer fed
+//! from the core's queue", for memory: two tasks per connection with an unbounded channel
+//! from the core's task to the writer cost about 5.7 KB of server memory per idle client
+//! (two task allocations each sized for its largest await, the channel with its first
+//! 31-slot block, a waker slab), over the goal of 4 KiB; this costs about 1.2 KB (mio:
+//! 0.66 KB).
+//! The task polls read and write readiness itself (`poll_readable`/`poll_writable`: one
+//! waker slot per direction) and is fed from a plain queue it shares with the core's task
+//! through an `Rc` (every task runs on the executor's one thread). Behaviour is the same:
+//! reading and writing still go on independently (reads continue while writes are
+//! blocked), so a peer that does not read its replies still has its requests read and its
+//! backlog counted, and the core still decides everything (`Server::handle_backlog`,
+//! closes). See BENCHMARKS.md, "The index server under load".
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, Read};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::{self, Read, Write as _};
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 
 use napshare_core::host::Upload;
 use napshare_core::ConnId;
-use smol::channel::{self, Receiver, Sender};
-use smol::io::AsyncWriteExt;
+use smol::channel::Sender;
 use smol::net::TcpStream;
 use smol::{Async, LocalExecutor};
 
@@ -18,7 +34,8 @@ use smol::{Async, LocalExecutor};
 #[derive(Debug)]
 pub enum Input {
     Bytes(ConnId, Vec<u8>),
-    /// The connection is gone (EOF, error, or closed after its last write).
+    /// The connection is gone (EOF, error, or closed after its last write). Sent once per
+    /// connection.
     Closed(ConnId),
     Accepted(TcpStream, SocketAddr),
     Connected(ConnId, io::Result<TcpStream>),
@@ -28,7 +45,7 @@ pub enum Input {
     Host(napshare_core::host::Input),
 }
 
-/// Work for a connection's writer, in order.
+/// Work for a connection's task, in order.
 #[derive(Debug)]
 pub enum Write {
     Data(Vec<u8>),
@@ -41,51 +58,89 @@ pub enum Write {
     Close,
 }
 
-/// The core task's handle on one connection.
+type Socket = Arc<Async<std::net::TcpStream>>;
+
+/// The core task's handle on one connection. Dropping it lets the connection's task write
+/// what is queued, then end the connection.
 #[derive(Debug)]
 pub struct Link {
-    work: Sender<Write>,
-    /// Bytes handed to the writer and not yet written.
-    queued: Rc<Cell<usize>>,
-    stream: TcpStream,
+    shared: Rc<Shared>,
+    socket: Socket,
+}
+
+/// What the core's task and a connection's task share (both run on the executor's thread).
+#[derive(Debug, Default)]
+struct Shared {
+    /// Work not yet done; the front one may be partly written.
+    work: RefCell<VecDeque<Write>>,
+    /// Bytes of the front `Write::Data` already written.
+    sent: Cell<usize>,
+    /// Bytes of `Write::Data` queued and not yet written.
+    queued: Cell<usize>,
+    /// The connection's task while it waits for work.
+    waker: RefCell<Option<Waker>>,
+    /// The `Link` is gone: no more work comes.
+    dropped: Cell<bool>,
+}
+
+impl Shared {
+    fn wake(&self) {
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            waker.wake();
+        }
+    }
 }
 
 impl Link {
-    /// Starts the reader and writer tasks of `stream`.
+    /// Starts the task of `stream`.
     pub fn spawn(
         ex: &LocalExecutor<'_>,
         id: ConnId,
         stream: TcpStream,
         inputs: Sender<Input>,
     ) -> Self {
-        let (work, rx) = channel::unbounded();
-        let queued = Rc::new(Cell::new(0));
-        ex.spawn(read(id, stream.clone(), inputs.clone())).detach();
-        ex.spawn(write(id, stream.clone(), rx, Rc::clone(&queued), inputs))
+        let socket = Socket::from(stream);
+        let shared = Rc::new(Shared::default());
+        ex.spawn(run(id, Arc::clone(&socket), Rc::clone(&shared), inputs))
             .detach();
-        Self {
-            work,
-            queued,
-            stream,
-        }
+        Self { shared, socket }
     }
 
-    /// Queues work for the writer; a writer that is gone has closed the connection already.
+    /// Queues work for the connection's task; after a close or a failure it is dropped.
     pub fn send(&self, w: Write) {
-        if let Write::Data(data) = &w {
-            self.queued.set(self.queued.get() + data.len());
+        let mut work = self.shared.work.borrow_mut();
+        match w {
+            Write::Data(data) => {
+                self.shared
+                    .queued
+                    .set(self.shared.queued.get() + data.len());
+                // Replies queued back to back go out in one write.
+                match work.back_mut() {
+                    Some(Write::Data(last)) => last.extend_from_slice(&data),
+                    _ => work.push_back(Write::Data(data)),
+                }
+            }
+            other => work.push_back(other),
         }
-        let _ = self.work.try_send(w);
+        drop(work);
+        self.shared.wake();
     }
 
     /// Bytes queued and not yet written.
     pub fn queued(&self) -> usize {
-        self.queued.get()
+        self.shared.queued.get()
     }
 
     /// Ends the connection now, dropping whatever was still to be written.
     pub fn abort(&self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+        let _ = self.socket.get_ref().shutdown(Shutdown::Both);
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.shared.dropped.set(true);
+        self.shared.wake();
     }
 }
 
@@ -93,9 +148,9 @@ impl Link {
 const READ_BUF: usize = 64 * 1024;
 
 thread_local! {
-    /// The one read buffer of all reader tasks: they all run on the executor's thread, and
-    /// a task waits for readiness without holding a buffer, so an idle connection costs
-    /// no buffer at all.
+    /// The one read buffer of all connection tasks: they all run on the executor's thread,
+    /// and a task waits for readiness without holding a buffer, so an idle connection
+    /// costs no buffer at all.
     static READ: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
 }
 
@@ -106,79 +161,169 @@ enum Got {
     End,
 }
 
-async fn read(id: ConnId, stream: TcpStream, inputs: Sender<Input>) {
-    let stream: Arc<Async<std::net::TcpStream>> = stream.into();
-    loop {
-        if stream.readable().await.is_err() {
-            break;
+fn read(socket: &std::net::TcpStream) -> Got {
+    READ.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        match (&*socket).read(&mut buf) {
+            Ok(0) => Got::End,
+            Ok(n) => Got::Bytes(buf[..n].to_vec()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Got::Again,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Got::Again,
+            Err(_) => Got::End,
         }
-        let got = READ.with(|buf| {
-            let mut buf = buf.borrow_mut();
-            let mut socket: &std::net::TcpStream = stream.get_ref();
-            match socket.read(&mut buf) {
-                Ok(0) => Got::End,
-                Ok(n) => Got::Bytes(buf[..n].to_vec()),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Got::Again,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => Got::Again,
-                Err(_) => Got::End,
+    })
+}
+
+/// Where writing stopped.
+enum Flushed {
+    /// Everything queued is written.
+    Idle,
+    /// The socket takes no more for now.
+    Blocked,
+    /// A file range the core wants to hear about is written.
+    Sent,
+    /// The connection is to end: closed after its last write, failed, or dropped.
+    Done,
+}
+
+/// Writes queued work until it is all written or the socket would block.
+fn flush(socket: &std::net::TcpStream, shared: &Shared) -> Flushed {
+    let mut work = shared.work.borrow_mut();
+    loop {
+        let Some(front) = work.front_mut() else {
+            // Keep no queue's memory while idle.
+            *work = VecDeque::new();
+            return if shared.dropped.get() {
+                Flushed::Done
+            } else {
+                Flushed::Idle
+            };
+        };
+        let step = match front {
+            Write::Data(data) => {
+                let sent = shared.sent.get();
+                if sent == data.len() {
+                    Ok(true)
+                } else {
+                    write(socket, &data[sent..]).map(|n| {
+                        shared.sent.set(sent + n);
+                        shared.queued.set(shared.queued.get() - n);
+                        false
+                    })
+                }
             }
-        });
+            Write::File { upload, .. } => match upload.chunk() {
+                Ok([]) => Ok(true),
+                Ok(chunk) => write(socket, chunk).map(|n| {
+                    upload.consume(n);
+                    false
+                }),
+                Err(e) => Err(e),
+            },
+            Write::Close => return Flushed::Done,
+        };
+        match step {
+            Ok(false) => {}
+            Ok(true) => {
+                shared.sent.set(0);
+                if let Some(Write::File { notify: true, .. }) = work.pop_front() {
+                    return Flushed::Sent;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flushed::Blocked,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Flushed::Done,
+        }
+    }
+}
+
+fn write(mut socket: &std::net::TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    match socket.write(bytes)? {
+        0 => Err(io::ErrorKind::WriteZero.into()),
+        n => Ok(n),
+    }
+}
+
+/// What the connection's task waits for.
+enum Wake {
+    Readable,
+    /// The socket may take more, or there is new work.
+    Write,
+    Failed,
+}
+
+async fn run(id: ConnId, socket: Socket, shared: Rc<Shared>, inputs: Sender<Input>) {
+    let mut reading = true;
+    let mut closed = false;
+    loop {
+        let blocked = match flush(socket.get_ref(), &shared) {
+            Flushed::Idle => false,
+            Flushed::Blocked => true,
+            Flushed::Sent => {
+                if inputs.send(Input::Sent(id)).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Flushed::Done => break,
+        };
+        let wake = poll_fn(|cx| {
+            if blocked {
+                // New work can wait until the socket takes more.
+                shared.waker.borrow_mut().take();
+                match socket.poll_writable(cx) {
+                    Poll::Ready(Ok(())) => return Poll::Ready(Wake::Write),
+                    Poll::Ready(Err(_)) => return Poll::Ready(Wake::Failed),
+                    Poll::Pending => {}
+                }
+            } else {
+                let idle = shared.work.borrow().is_empty() && !shared.dropped.get();
+                if !idle {
+                    return Poll::Ready(Wake::Write);
+                }
+                let mut waker = shared.waker.borrow_mut();
+                if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *waker = Some(cx.waker().clone());
+                }
+            }
+            if reading {
+                match socket.poll_readable(cx) {
+                    Poll::Ready(Ok(())) => return Poll::Ready(Wake::Readable),
+                    Poll::Ready(Err(_)) => return Poll::Ready(Wake::Failed),
+                    Poll::Pending => {}
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        let got = match wake {
+            Wake::Readable => read(socket.get_ref()),
+            Wake::Write => continue,
+            // The reactor could not watch the socket: it cannot go on.
+            Wake::Failed => break,
+        };
         match got {
             Got::Again => {}
-            Got::End => break,
             Got::Bytes(data) => {
                 if inputs.send(Input::Bytes(id, data)).await.is_err() {
                     return;
                 }
             }
-        }
-    }
-    let _ = inputs.send(Input::Closed(id)).await;
-}
-
-async fn write(
-    id: ConnId,
-    mut stream: TcpStream,
-    work: Receiver<Write>,
-    queued: Rc<Cell<usize>>,
-    inputs: Sender<Input>,
-) {
-    while let Ok(w) = work.recv().await {
-        let done = match w {
-            Write::Data(data) => {
-                let result = stream.write_all(&data).await.map(|()| false);
-                queued.set(queued.get().saturating_sub(data.len()));
-                result
+            Got::End => {
+                // The peer may have shut down only its sending side: what the core still
+                // queues is written until it closes the connection.
+                reading = false;
+                closed = true;
+                if inputs.send(Input::Closed(id)).await.is_err() {
+                    return;
+                }
             }
-            Write::File { upload, notify } => match send_file(&mut stream, upload).await {
-                Ok(()) if notify => match inputs.send(Input::Sent(id)).await {
-                    Ok(()) => Ok(false),
-                    Err(_) => Ok(true),
-                },
-                other => other.map(|()| false),
-            },
-            Write::Close => stream.flush().await.map(|()| true),
-        };
-        if !matches!(done, Ok(false)) {
-            break;
         }
     }
-    // Closing, failed, or the core dropped the connection: either way it ends here, and
-    // the reader sees the shutdown as an end of input.
-    let _ = stream.shutdown(Shutdown::Both);
-    let _ = inputs.send(Input::Closed(id)).await;
-}
-
-async fn send_file(stream: &mut TcpStream, mut upload: Upload) -> io::Result<()> {
-    loop {
-        let chunk = upload.chunk()?;
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        let n = stream.write(chunk).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        upload.consume(n);
+    // Closing, failed, or the core dropped the connection: either way it ends here.
+    shared.waker.borrow_mut().take();
+    let _ = socket.get_ref().shutdown(Shutdown::Both);
+    if !closed {
+        let _ = inputs.send(Input::Closed(id)).await;
     }
 }

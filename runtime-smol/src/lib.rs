@@ -1,6 +1,7 @@
-//! napshare on smol: one task owns the core; every connection has a reader task and a
-//! writer task; one `Timer` is re-armed from the core's `poll_timeout`. All tasks run on
-//! one thread (a `LocalExecutor`), so nothing is shared across threads but the input
+//! napshare on smol: one task owns the core; every connection has one task that reads and
+//! writes it, fed from a queue the core's task fills (see `conn` for why one task, not a
+//! reader and a writer); one `Timer` is re-armed from the core's `poll_timeout`. All tasks
+//! run on one thread (a `LocalExecutor`), so nothing is shared across threads but the input
 //! channel that standard input feeds.
 
 use std::io;

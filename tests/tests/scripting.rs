@@ -8,7 +8,8 @@ use std::process::ExitStatus;
 
 use napshare_core::sim::pieces_of;
 use napshare_tests::node::{
-    starts_with, test_data, ClientProc, NodeProc, Runtime, ServerProc, Wire, TIMEOUT,
+    self as node, parse_hit, starts_with, test_data, ClientProc, NodeProc, Runtime, ServerProc,
+    Wire, TIMEOUT,
 };
 use serde_json::Value;
 
@@ -75,9 +76,17 @@ fn search(rt: Runtime) {
     let (out, _) = run(rt, &["search", "--server", &addr, ""], OK);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
-    assert!(lines[0].starts_with("NAME "), "{out}");
-    assert!(lines[1].starts_with("my song.mp3  3000  "), "{out}");
-    assert!(lines[2].starts_with("notes.txt  "), "{out}");
+    assert!(lines[0].ends_with("  name"), "{out}");
+    let peer = alice.peer_addr().to_string();
+    let rows: Vec<_> = lines[1..].iter().map(|l| parse_hit(l)).collect();
+    assert_eq!(
+        rows,
+        [
+            Some(node::hit("my song.mp3", &peer, song.len())),
+            Some(node::hit("notes.txt", &peer, 2))
+        ],
+        "{out}"
+    );
 
     // Nothing found: status 3, and still one JSON document.
     let (out, err) = run(

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use clap::CommandFactory;
 
-use crate::client::{exit, ClientConfig, ClientEvent, Goal, SearchHit};
+use crate::client::{exit, results_table, ClientConfig, ClientEvent, Goal, SearchHit};
 
 use super::cli::{Cli, ClientArgs, GetArgs, SearchArgs, ShareArgs};
 use super::run::{client, Runtime};
@@ -118,13 +118,18 @@ pub(super) fn search<R: Runtime>(args: &SearchArgs) -> ExitCode {
     match status {
         Ok(status @ (exit::OK | exit::NOT_FOUND)) => {
             let hits = script.record().search.take().unwrap_or_default();
+            let lang = lang_from_env();
             if hits.is_empty() {
-                eprintln!("search {:?}: no results", args.pattern);
+                let none = lang.pick("no results", "nenhum resultado");
+                eprintln!("search {:?}: {none}", args.pattern);
             }
             let text = if script.json {
                 search_json(&args.pattern, &hits)
+            } else if hits.is_empty() {
+                String::new()
             } else {
-                search_table(&hits)
+                // The interactive client's table, so people read one format.
+                results_table(&hits, lang) + "\n"
             };
             finish(status, &text)
         }
@@ -315,36 +320,6 @@ fn get_json(saved: &Saved, hash: &str) -> String {
     o.finish()
 }
 
-/// The results as a table with a header, or nothing when there are none.
-fn search_table(hits: &[SearchHit]) -> String {
-    if hits.is_empty() {
-        return String::new();
-    }
-    let rows: Vec<[String; 4]> = hits
-        .iter()
-        .map(|h| {
-            let hash = h
-                .hash
-                .map_or_else(|| "-".to_owned(), |x| x.to_string()[..12].to_owned());
-            [h.name.clone(), h.size.to_string(), h.peer.clone(), hash]
-        })
-        .collect();
-    let header = ["NAME", "SIZE", "PEER", "BLAKE3"].map(str::to_owned);
-    let width = |col: usize| {
-        std::iter::once(&header)
-            .chain(&rows)
-            .map(|r| r[col].chars().count())
-            .max()
-            .unwrap_or(0)
-    };
-    let (w0, w1, w2) = (width(0), width(1), width(2));
-    let mut out = String::new();
-    for [name, size, peer, hash] in std::iter::once(&header).chain(&rows) {
-        let _ = writeln!(out, "{name:<w0$}  {size:>w1$}  {peer:<w2$}  {hash}");
-    }
-    out
-}
-
 /// A JSON object written field by field; keys and strings are escaped.
 struct JsonObject(String);
 
@@ -458,20 +433,5 @@ mod tests {
             get_json(&saved, "00"),
             "{\"name\":\"a.txt\",\"path\":\"/tmp/in/a.txt\",\"size\":5,\"hash\":\"00\",\"elapsed\":1.500}\n"
         );
-    }
-
-    #[test]
-    fn results_as_a_table() {
-        let hits = [SearchHit {
-            name: "a.txt".into(),
-            peer: "10.0.0.2".into(),
-            size: 12345,
-            hash: None,
-        }];
-        assert_eq!(
-            search_table(&hits),
-            "NAME    SIZE  PEER      BLAKE3\na.txt  12345  10.0.0.2  -\n"
-        );
-        assert_eq!(search_table(&[]), "");
     }
 }

@@ -58,7 +58,7 @@ impl ClientSetup {
         })?;
         if self.watch {
             let folder = send.clone();
-            watch_shared(&self.config, &self.files, move |name| {
+            watch_shared(&self.config, &self.files, self.lang, move |name| {
                 folder(Input::Folder(name))
             });
         }
@@ -68,7 +68,7 @@ impl ClientSetup {
         };
         if self.stdin {
             // A prompt on a terminal; from a pipe or a file, plain lines.
-            match prompt::start(&self.config.shared_dir, send) {
+            match prompt::start(&self.config.shared_dir, self.lang, send) {
                 Ok(prompt) => ui = Ui::with_prompt(prompt, self.lang),
                 Err(send) => spawn_stdin_reader(move |line| {
                     send(line.map_or(Input::End, Input::Line));

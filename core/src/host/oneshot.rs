@@ -150,7 +150,10 @@ pub(super) fn get<R: Runtime>(args: &GetArgs) -> ExitCode {
     };
     let out = std::fs::create_dir_all(&args.out)
         .and_then(|()| std::path::absolute(&args.out))
-        .map_err(|e| format!("cannot use folder {}: {e}", args.out.display()));
+        .map_err(|e| {
+            let cannot = lang_from_env().pick("cannot use folder", "não é possível usar a pasta");
+            format!("{cannot} {}: {e}", args.out.display())
+        });
     let goal = Goal::Get {
         name: args.name.clone(),
     };
@@ -182,7 +185,8 @@ pub(super) fn get<R: Runtime>(args: &GetArgs) -> ExitCode {
 /// `napshare share`: a client on `DIR` that reads no commands; a stop signal leaves.
 pub(super) fn share<R: Runtime>(args: &ShareArgs, lang: Lang) -> Result<ExitCode, String> {
     if !args.dir.is_dir() {
-        return Err(format!("{} is not a folder", args.dir.display()));
+        let not = lang.pick("is not a folder", "não é uma pasta");
+        return Err(format!("{} {not}", args.dir.display()));
     }
     let client_args = ClientArgs {
         server: args.server.clone(),
@@ -266,7 +270,8 @@ fn failed(failure: Failure, json: bool) -> ExitCode {
         Failure::Shown(status, Some(problem)) => (status, problem),
         Failure::Shown(status, None) => {
             let problem = "stopped before it was done".to_owned();
-            eprintln!("napshare: {problem}");
+            let said = lang_from_env().pick(problem.as_str(), "interrompido antes de terminar");
+            eprintln!("napshare: {said}");
             (status, problem)
         }
         Failure::Before(problem) => {

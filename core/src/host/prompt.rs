@@ -48,6 +48,7 @@ use rustyline::{
 use super::Input;
 use crate::client::ClientEvent;
 use crate::command::{self, UserCommand, Verb};
+use crate::lang::Lang;
 use crate::names::check_file_name;
 use crate::wire::PeerAddr;
 
@@ -58,7 +59,12 @@ pub const PROMPT: &str = "napshare> ";
 pub const HISTORY_ENV: &str = "NAPSHARE_HISTORY";
 
 /// Shown when Ctrl-C is pressed on an empty line.
-const CTRL_C_HINT: &str = "(Ctrl-C clears the line; type LEAVE or press Ctrl-D to leave)";
+fn ctrl_c_hint(lang: Lang) -> &'static str {
+    lang.pick(
+        "(Ctrl-C clears the line; type LEAVE or press Ctrl-D to leave)",
+        "(Ctrl-C apaga a linha; digite SAIR ou tecle Ctrl-D para sair)",
+    )
+}
 
 /// Lines kept in the history file.
 const HISTORY_SIZE: usize = 1000;
@@ -84,7 +90,7 @@ pub struct PromptOut {
 
 /// Starts the prompt when standard input and output are both a terminal rustyline can
 /// drive; otherwise gives `send` back, for the plain line-by-line reader.
-pub fn start<S>(shared_dir: &Path, send: S) -> Result<PromptOut, S>
+pub fn start<S>(shared_dir: &Path, lang: Lang, send: S) -> Result<PromptOut, S>
 where
     S: Fn(Input) -> bool + Send + 'static,
 {
@@ -111,6 +117,7 @@ where
         history: history_file(),
         prompt: Shown(Arc::clone(&closing)),
         empty_ctrl_c,
+        lang,
     };
     spawn_reader(reader, send);
     Ok(PromptOut {
@@ -208,6 +215,8 @@ struct Reader {
     history: Option<PathBuf>,
     prompt: Shown,
     empty_ctrl_c: Arc<AtomicBool>,
+    /// The language of the prompt's own messages.
+    lang: Lang,
 }
 
 #[allow(clippy::disallowed_methods)] // the prompt thread, see the module docs
@@ -227,12 +236,16 @@ fn spawn_reader(mut reader: Reader, send: impl Fn(Input) -> bool + Send + 'stati
                 }
                 Err(ReadlineError::Interrupted) => {
                     if reader.empty_ctrl_c.swap(false, Ordering::SeqCst) {
-                        println!("{CTRL_C_HINT}");
+                        println!("{}", ctrl_c_hint(reader.lang));
                     }
                 }
                 Err(ReadlineError::Eof) => break,
                 Err(e) => {
-                    eprintln!("napshare: the prompt failed ({e}); leaving");
+                    let failed = reader.lang.pick(
+                        "the prompt failed; leaving",
+                        "o prompt falhou; saindo da rede",
+                    );
+                    eprintln!("napshare: {failed} ({e})");
                     break;
                 }
             }
@@ -251,7 +264,10 @@ impl Reader {
             Ok(()) => {}
             Err(ReadlineError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => {
-                eprintln!("napshare: cannot read the history {}: {e}", path.display());
+                let cannot = self
+                    .lang
+                    .pick("cannot read the history", "não é possível ler o histórico");
+                eprintln!("napshare: {cannot} {}: {e}", path.display());
             }
         }
     }
@@ -263,10 +279,11 @@ impl Reader {
         }
         let Some(path) = &self.history else { return };
         if let Err(e) = self.editor.append_history(path) {
-            eprintln!(
-                "napshare: cannot save the history to {}: {e}",
-                path.display()
+            let cannot = self.lang.pick(
+                "cannot save the history to",
+                "não é possível salvar o histórico em",
             );
+            eprintln!("napshare: {cannot} {}: {e}", path.display());
             // Said once: the rest of the session keeps its history in memory only.
             self.history = None;
         }

@@ -24,6 +24,7 @@ use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tracing::warn;
 
 use crate::client::{ClientConfig, SharedFile};
+use crate::lang::Lang;
 use crate::names::check_file_name;
 
 /// How long a file of the shared folder must stay unchanged before it is reported.
@@ -36,6 +37,7 @@ pub const SETTLE: Duration = Duration::from_millis(500);
 pub fn watch_shared(
     config: &ClientConfig,
     files: &[SharedFile],
+    lang: Lang,
     send: impl Fn(String) -> bool + Send + 'static,
 ) {
     let initial = files
@@ -45,17 +47,27 @@ pub fn watch_shared(
     let skip_parts = same_folder(&config.shared_dir, &config.downloads_dir);
     if let Err(e) = start(&config.shared_dir, skip_parts, initial, send) {
         let dir = config.shared_dir.display();
-        let hint = match &e.kind {
-            notify::ErrorKind::MaxFilesWatch => {
-                " (the system's limit on watched folders: see fs.inotify.max_user_watches \
-                 and fs.inotify.max_user_instances)"
+        let limits = "fs.inotify.max_user_watches, fs.inotify.max_user_instances";
+        let hint = match (&e.kind, lang) {
+            (notify::ErrorKind::MaxFilesWatch, Lang::En) => {
+                format!(" (the system's limit on watched folders: see {limits})")
             }
-            _ => "",
+            (notify::ErrorKind::MaxFilesWatch, Lang::Pt) => {
+                format!(" (o limite do sistema de pastas observadas: veja {limits})")
+            }
+            _ => String::new(),
         };
-        println!(
-            "warning: cannot watch the shared folder {dir}: {e}{hint}; files added to it \
-             from now on are not shared until you type CREATEFILE NAME"
-        );
+        match lang {
+            Lang::En => println!(
+                "warning: cannot watch the shared folder {dir}: {e}{hint}; files added to it \
+                 from now on are not shared until you type CREATEFILE NAME"
+            ),
+            Lang::Pt => println!(
+                "aviso: não é possível observar a pasta compartilhada {dir}: {e}{hint}; \
+                 arquivos postos nela daqui em diante só são compartilhados com \
+                 COMPARTILHAR NOME"
+            ),
+        }
     }
 }
 

@@ -197,3 +197,26 @@ fn a_download_asked_before_joining_waits_for_the_session() {
     assert!(sim.events(b).iter().any(done), "{:?}", sim.events(b));
     assert_eq!(sim.fs(b).downloads.get("notes.txt"), Some(&data));
 }
+
+/// `SEARCH` and `DOWNLOAD 2` piped in together, before the client has even joined: the
+/// number names result 2 of that search, so the download waits for it.
+#[test]
+fn a_numbered_download_waits_for_the_search_typed_before_it() {
+    let (one, two) = (Rng::new(10).bytes(3000), Rng::new(11).bytes(4000));
+    let mut sim = sim(10);
+    let _a = sim.add_client(&[("song one.mp3", &one), ("song two.mp3", &two)]);
+    sim.run_until_idle();
+    let b = sim.add_client(&[]);
+    sim.command_line(b, "SEARCH song").unwrap();
+    sim.command_line(b, "DOWNLOAD 2").unwrap();
+    sim.run_until_idle();
+    assert!(sim.events(b).iter().any(done), "{:?}", sim.events(b));
+    assert_eq!(sim.fs(b).downloads.get("song two.mp3"), Some(&two));
+    assert_eq!(sim.fs(b).downloads.len(), 1);
+
+    // A second search typed with a number after it: the number is from the new list.
+    sim.command_line(b, "SEARCH one").unwrap();
+    sim.command_line(b, "DOWNLOAD 1").unwrap();
+    sim.run_until_idle();
+    assert_eq!(sim.fs(b).downloads.get("song one.mp3"), Some(&one));
+}

@@ -141,7 +141,7 @@ impl Client {
     /// The result `DOWNLOAD name` means, if `name` is a number from 1 to the count of the
     /// latest search's results (see [`Client::command`]).
     pub(super) fn result_number(&self, name: &str) -> Option<usize> {
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
+        if !super::is_number(name) {
             return None;
         }
         let n: usize = name.parse().ok()?;

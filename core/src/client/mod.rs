@@ -160,6 +160,9 @@ pub struct Client {
     folder_stats: BTreeMap<String, u32>,
     downloads: BTreeMap<DownloadId, Download>,
     last_hits: Vec<SearchHit>,
+    /// `DOWNLOAD N`s typed while a search of the user's was on its way: they name a result
+    /// of that search, so they run once it is done.
+    after_search: VecDeque<UserCommand>,
     next_conn: u64,
     next_download: u64,
     transmits: BTreeMap<ConnId, Vec<u8>>,
@@ -199,6 +202,7 @@ impl Client {
             folder_stats: BTreeMap::new(),
             downloads: BTreeMap::new(),
             last_hits: Vec::new(),
+            after_search: VecDeque::new(),
             next_conn: 1,
             next_download: 0,
             transmits: BTreeMap::new(),
@@ -413,7 +417,7 @@ impl Client {
         };
         let answering = matches!(f.what, Pending::Search { answered: true, .. });
         if answering && now >= f.since + QUIET {
-            self.complete_search();
+            self.complete_search(now);
         } else if !answering && now >= f.since + REPLY_TIMEOUT {
             let what = self.session.in_flight.take().map(|f| f.what);
             if matches!(what, Some(Pending::Leave)) {
@@ -453,6 +457,13 @@ impl Client {
     pub fn command(&mut self, now: Instant, cmd: UserCommand) {
         if self.exit.is_some() || self.session.leaving {
             return;
+        }
+        // `SEARCH x` then `DOWNLOAD 2` piped in together: the number is a result of that
+        // search, not of the one before it.
+        let numbered =
+            matches!(&cmd, UserCommand::Download { peer: None, name } if is_number(name));
+        if numbered && self.user_search_pending() {
+            return self.after_search.push_back(cmd);
         }
         match cmd {
             UserCommand::CreateFile { name, size } => {
@@ -574,4 +585,9 @@ impl Client {
     pub(super) fn error(&mut self, error: ClientError) {
         self.events.push_back(ClientEvent::Error(error));
     }
+}
+
+/// Whether `text` is a number (it may name a search result).
+fn is_number(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }

@@ -202,7 +202,7 @@ impl Client {
                 *answered = true;
                 f.since = now;
             }
-            (Pending::Search { .. }, Reply::EndSearch) => self.complete_search(),
+            (Pending::Search { .. }, Reply::EndSearch) => self.complete_search(now),
             (Pending::Leave, Reply::ConfirmLeave) => {
                 self.session.in_flight = None;
                 self.finish_leave();
@@ -252,7 +252,7 @@ impl Client {
                 *answered = true;
                 f.since = now;
             }
-            (Pending::Search { .. }, ExtReply::EndFind { .. }) => self.complete_search(),
+            (Pending::Search { .. }, ExtReply::EndFind { .. }) => self.complete_search(now),
             (Pending::Ping, ExtReply::Pong) => self.session.in_flight = None,
             (_, ExtReply::Error { message }) => {
                 // The server refused what we asked; say so and go on with the next request.
@@ -294,7 +294,7 @@ impl Client {
             .map(|(every, last)| last + every)
     }
 
-    pub(super) fn complete_search(&mut self) {
+    pub(super) fn complete_search(&mut self, now: Instant) {
         let Some(InFlight {
             what:
                 Pending::Search {
@@ -316,6 +316,22 @@ impl Client {
         self.events
             .push_back(ClientEvent::SearchDone { pattern, hits });
         self.goal_searched(found);
+        self.run_after_search(now);
+    }
+
+    /// Whether a search the user asked for is queued or on its way.
+    pub(super) fn user_search_pending(&self) -> bool {
+        let user = |p: &Pending| matches!(p, Pending::Search { lookup: None, .. });
+        let s = &self.session;
+        s.in_flight.as_ref().is_some_and(|f| user(&f.what)) || s.queue.iter().any(user)
+    }
+
+    /// Runs the commands that waited for the latest search ([`Client::command`] waits
+    /// them again if another search is still on its way).
+    fn run_after_search(&mut self, now: Instant) {
+        for cmd in std::mem::take(&mut self.after_search) {
+            self.command(now, cmd);
+        }
     }
 
     pub(super) fn finish_leave(&mut self) {
@@ -375,6 +391,9 @@ impl Client {
                 ..
             }) => {
                 self.error(ClientError::SearchCutOff { pattern });
+                // Its results will never come: a number typed after it names none.
+                self.last_hits.clear();
+                self.run_after_search(now);
             }
             Some(lookup @ Pending::Search { .. }) => self.session.queue.push_front(lookup),
             _ => {}

@@ -38,8 +38,9 @@ pub fn run(listener: mio::net::TcpListener, config: ServerConfig) -> io::Result<
                 continue; // closed earlier in this batch
             };
             let mut eof = false;
-            if event.is_readable() || event.is_read_closed() || event.is_error() {
-                let end = conn.read_all(&mut buf, |data| {
+            let closed = event.is_read_closed() || event.is_error();
+            if event.is_readable() || closed {
+                let end = conn.read_ready(&mut buf, closed, |data| {
                     // The id came from this server, so it is known.
                     let _ = server.handle_bytes(now, id, data);
                 });
@@ -100,9 +101,11 @@ fn accept_all(
 fn drain(server: &mut Server, conns: &mut HashMap<ConnId, Conn>, poll: &Poll, now: Instant) {
     while let Some(t) = server.poll_transmit() {
         if let Some(conn) = conns.get_mut(&t.conn) {
-            conn.queue(&t.data);
+            conn.send(&t.data);
             settle(server, conns, poll, t.conn, now);
         }
+        // Written or copied: the server builds a later reply in it.
+        server.recycle(t.data);
     }
     while let Some(id) = server.poll_close() {
         if let Some(conn) = conns.get_mut(&id) {

@@ -390,8 +390,34 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        let mut out = Vec::new();
+        let powers = (0..20).flat_map(|e| {
+            let p = 10u64.pow(e);
+            [p - 1, p, p + 1]
+        });
+        for n in (0..20_000).chain(powers).chain([u64::MAX - 1, u64::MAX]) {
+            out.clear();
+            put_u64(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
     fn replies_encode_as_write_would() {
-        for size in [0, 7, 10, 99, 1_000_000, u64::MAX] {
+        for size in [
+            0,
+            7,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            12_345,
+            1_000_000,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             Reply::File {
                 name: "a b.txt",

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::index::{Index, OwnerId};
 use crate::wire::{
-    split_join, ExtReply, ExtRequest, LineBuf, LineError, ParseError, PeerAddr, Reply, Request,
-    MAX_LINE,
+    encode_file, has_control, split_join, ExtReply, ExtRequest, LineBuf, LineError, ParseError,
+    PeerAddr, Reply, Request, MAX_LINE,
 };
 use crate::{ConnId, Transmit};
 
@@ -177,7 +177,15 @@ pub struct Server {
     next_owner: u64,
     /// Connections with a deadline (an unterminated line, or a silence limit), by when.
     timers: BTreeSet<(Instant, ConnId)>,
+    /// Emptied reply buffers the driver gave back ([`Server::recycle`]), for the next
+    /// connection that has something to say: no allocation per reply.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Most buffers [`Server::recycle`] keeps.
+const SPARE_BUFFERS: usize = 64;
+/// A buffer bigger than this (a long search reply) is freed rather than kept.
+const SPARE_CAPACITY: usize = 64 * 1024;
 
 /// The parts of the server a request line may change, borrowed apart from the connections.
 struct Ctx<'a> {
@@ -198,6 +206,7 @@ impl Server {
             events: VecDeque::new(),
             next_owner: 0,
             timers: BTreeSet::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -236,6 +245,7 @@ impl Server {
             closes,
             ready,
             timers,
+            spare,
             ..
         } = self;
         let c = conns.get_mut(&conn).ok_or(UnknownConn(conn))?;
@@ -248,19 +258,22 @@ impl Server {
             events,
             closes,
         };
-        c.rx.extend(data);
+        if c.tx.capacity() == 0 {
+            if let Some(buf) = spare.pop() {
+                c.tx = buf;
+            }
+        }
         let had_output = !c.tx.is_empty();
-        while let Some(line) = c.rx.next_line() {
+        let (ip, owner) = (c.ip, c.owner);
+        c.rx.feed(data, |line| {
             let at = At {
-                ip: c.ip,
-                owner: c.owner,
+                ip,
+                owner,
                 state: &mut c.state,
                 tx: &mut c.tx,
             };
-            if !ctx.serve(conn, at, line) {
-                break;
-            }
-        }
+            ctx.serve(conn, at, line)
+        });
         // An unterminated line is due after a quiet time, counted from its last byte; an
         // extension client's silence is counted from it too.
         c.partial_due = (!c.rx.partial().is_empty()).then_some(now + QUIET);
@@ -394,6 +407,16 @@ impl Server {
         None
     }
 
+    /// Gives back the buffer of a [`Transmit`] once its bytes are written (or copied), so
+    /// that a later reply is built in it instead of a new allocation. Optional: a driver
+    /// that keeps its buffers loses only that.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() <= SPARE_CAPACITY && self.spare.len() < SPARE_BUFFERS {
+            buf.clear();
+            self.spare.push(buf);
+        }
+    }
+
     /// A connection to close once the bytes already handed out for it are written.
     #[must_use]
     pub fn poll_close(&mut self) -> Option<ConnId> {
@@ -518,15 +541,11 @@ impl Server {
                 let found = index.search(pattern, config.max_results, |hit| {
                     // A classic line cannot carry a name with a line break or other control
                     // character (only the extension can): such names are left out.
-                    if hit.name.chars().any(char::is_control) {
+                    if has_control(hit.name) {
                         return false;
                     }
-                    Reply::File {
-                        name: hit.name,
-                        peer: hit.peer_text,
-                        size: hit.size,
-                    }
-                    .encode(tx);
+                    let peer = hit.peer_text.as_bytes();
+                    encode_file(tx, hit.name, |out| out.extend_from_slice(peer), hit.size);
                     true
                 });
                 if found == 0 {

@@ -77,6 +77,55 @@ impl Conn {
         }
     }
 
+    /// Reads what is available, passing each chunk to `each`, and stops at the first read
+    /// that leaves room in `buf` unless the peer closed (`closed`: the event said so).
+    ///
+    /// mio's readiness is edge-triggered: on Linux (epoll) a read that does not fill the
+    /// buffer has drained the socket, and bytes or a FIN arriving after it raise a new
+    /// event, so the `WouldBlock` read that [`Conn::read_all`] ends with is one syscall
+    /// per request wasted (tokio makes the same use of a short read). Elsewhere this reads
+    /// until `WouldBlock`.
+    pub fn read_ready(
+        &mut self,
+        buf: &mut [u8],
+        closed: bool,
+        mut each: impl FnMut(&[u8]),
+    ) -> ReadEnd {
+        let short_read_drains = cfg!(any(target_os = "linux", target_os = "android")) && !closed;
+        loop {
+            match self.stream.read(buf) {
+                Ok(0) => return ReadEnd::Closed,
+                Ok(n) => {
+                    each(&buf[..n]);
+                    if short_read_drains && n < buf.len() {
+                        return ReadEnd::Open;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::Open,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return ReadEnd::Closed,
+            }
+        }
+    }
+
+    /// Writes `data` at once when nothing is queued before it, and queues what the socket
+    /// did not take: a reply that fits in the socket's buffer is never copied. An error is
+    /// left for the next [`Conn::flush`] to report.
+    pub fn send(&mut self, data: &[u8]) {
+        let mut data = data;
+        while !self.connecting && !self.has_backlog() && !data.is_empty() {
+            match self.stream.write(data) {
+                Ok(0) => break,
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        if !data.is_empty() {
+            self.queue(data);
+        }
+    }
+
     pub fn queue(&mut self, data: &[u8]) {
         if self.sent == self.out.len() {
             self.out.clear();

@@ -1,4 +1,18 @@
 //! The index server on one mio event loop.
+//!
+//! One thread, on purpose, although DESIGN.md would let a runtime add threads. Measured
+//! with `loadgen` on the 2-core build machine (BENCHMARKS.md, "The index server under
+//! load"), a request costs this server about 16 us of CPU in lockstep and 8 us pipelined,
+//! and the load generator about 13 us and 6 us. So the two processes
+//! together could never pass about 2 cores / 29 us = 69,000 requests/s in lockstep (this
+//! loop alone does about 61,000) or 2 / 14 us = 145,000 pipelined (this loop: 122,000),
+//! however the server's work were spread. Moving socket I/O to a second thread would put
+//! it on the core the load generator needs (in lockstep, sending is a quarter of the
+//! server's time, much of it the loopback delivery) and add a hand-off per batch;
+//! searching on workers would need the index shared between threads and the core's
+//! request handling split in two. Index search is about three quarters of the loop's time
+//! when pipelined: cheaper search and less work per request are what raise the figure,
+//! not more threads.
 
 use std::collections::HashMap;
 use std::io;
@@ -38,8 +52,9 @@ pub fn run(listener: mio::net::TcpListener, config: ServerConfig) -> io::Result<
                 continue; // closed earlier in this batch
             };
             let mut eof = false;
-            if event.is_readable() || event.is_read_closed() || event.is_error() {
-                let end = conn.read_all(&mut buf, |data| {
+            let closed = event.is_read_closed() || event.is_error();
+            if event.is_readable() || closed {
+                let end = conn.read_ready(&mut buf, closed, |data| {
                     // The id came from this server, so it is known.
                     let _ = server.handle_bytes(now, id, data);
                 });
@@ -100,9 +115,11 @@ fn accept_all(
 fn drain(server: &mut Server, conns: &mut HashMap<ConnId, Conn>, poll: &Poll, now: Instant) {
     while let Some(t) = server.poll_transmit() {
         if let Some(conn) = conns.get_mut(&t.conn) {
-            conn.queue(&t.data);
+            conn.send(&t.data);
             settle(server, conns, poll, t.conn, now);
         }
+        // Written or copied: the server builds a later reply in it.
+        server.recycle(t.data);
     }
     while let Some(id) = server.poll_close() {
         if let Some(conn) = conns.get_mut(&id) {

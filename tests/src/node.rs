@@ -87,7 +87,7 @@ impl Mix {
 
     /// The runtime of the `i`-th client a scenario starts (from 0).
     pub fn client(self, i: usize) -> Runtime {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             self.client
         } else {
             self.client.other()

@@ -49,7 +49,7 @@ impl Postings {
         write_varint(&mut self.bytes, id.wrapping_sub(prev) - 1);
         self.last = id;
         self.count += 1;
-        if self.count as usize % BLOCK == 0 {
+        if (self.count as usize).is_multiple_of(BLOCK) {
             self.pack_tail();
         }
     }
@@ -170,7 +170,7 @@ impl Postings {
     /// Appends a full block of `ids` (ascending, above every id held) to a list whose ids
     /// fill whole blocks.
     fn push_block(&mut self, ids: &[u32]) {
-        debug_assert!(self.count as usize % BLOCK == 0 && ids.len() == BLOCK);
+        debug_assert!((self.count as usize).is_multiple_of(BLOCK) && ids.len() == BLOCK);
         let mut prev = if self.count == 0 { u32::MAX } else { self.last };
         let mut gaps = [0u32; BLOCK];
         for (g, &id) in gaps.iter_mut().zip(ids) {
@@ -518,7 +518,7 @@ mod tests {
     fn rewrites_in_steps_while_the_list_grows() {
         let ids: Vec<u32> = (0..1000).map(|i| i * 2).collect();
         let mut p = list(&ids);
-        let keep = |id: u32| id % 6 == 0 || id >= 2000;
+        let keep = |id: u32| id.is_multiple_of(6) || id >= 2000;
         let mut rw = Rewrite::default();
         let mut want: Vec<u32> = ids.iter().copied().filter(|&id| keep(id)).collect();
         let mut next = 2000;

@@ -105,6 +105,51 @@ impl LineBuf {
         }
     }
 
+    /// Appends received bytes and hands each complete line to `each` until it returns
+    /// `false`; the same lines, errors and state as [`LineBuf::extend`] and then
+    /// [`LineBuf::next_line`] until `None` or `false`.
+    ///
+    /// When nothing is held (the usual case: a request arrives whole), the lines are
+    /// handed out straight from `data` and only an unterminated tail is copied.
+    pub fn feed(&mut self, data: &[u8], mut each: impl FnMut(Result<&[u8], LineError>) -> bool) {
+        if self.skipping || self.consumed < self.buf.len() {
+            self.extend(data);
+            while let Some(line) = self.next_line() {
+                if !each(line) {
+                    return;
+                }
+            }
+            return;
+        }
+        self.compact();
+        let mut rest = data;
+        loop {
+            let line = match decode_line(rest, self.limit) {
+                Ok(Some((line, used))) => {
+                    rest = &rest[used..];
+                    Ok(line)
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // As in `next_line`: drop the overlong line, up to its `\n` if it is
+                    // here, else all of it as it comes.
+                    match rest.iter().position(|&b| b == b'\n') {
+                        Some(end) => rest = &rest[end + 1..],
+                        None => {
+                            rest = &[];
+                            self.skipping = true;
+                        }
+                    }
+                    Err(e)
+                }
+            };
+            if !each(line) {
+                break;
+            }
+        }
+        self.buf.extend_from_slice(rest);
+    }
+
     /// The bytes of an unterminated last line, for peers that end a reply without `\n`.
     pub fn partial(&self) -> &[u8] {
         if self.skipping {
@@ -183,6 +228,41 @@ mod tests {
         assert_eq!(lines(&mut b), vec![Err(LineError::TooLong), Ok("A".into())]);
         b.extend(b"\nC\n");
         assert_eq!(lines(&mut b), vec![Ok("B".into()), Ok("C".into())]);
+    }
+
+    /// `feed` gives what `extend` then `next_line` give, however the bytes are split.
+    #[test]
+    fn feeding_matches_extend_and_next_line() {
+        let input: &[u8] = b"A\r\nBB\n0123456789abc\nC\n\n0123456789\r\nD\r";
+        for limit in [4, 8, 64] {
+            for split in 0..input.len() {
+                for stop_after in [1, 2, usize::MAX] {
+                    let mut a = LineBuf::new(limit);
+                    let mut b = LineBuf::new(limit);
+                    let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+                    for chunk in [&input[..split], &input[split..]] {
+                        let mut n = 0;
+                        a.feed(chunk, |l| {
+                            got_a.push(l.map(<[u8]>::to_vec));
+                            n += 1;
+                            n < stop_after
+                        });
+                        b.extend(chunk);
+                        let mut n = 0;
+                        while let Some(l) = b.next_line() {
+                            got_b.push(l.map(<[u8]>::to_vec));
+                            n += 1;
+                            if n >= stop_after {
+                                break;
+                            }
+                        }
+                        assert_eq!(a.partial(), b.partial(), "limit {limit} split {split}");
+                        assert_eq!(a.buffered(), b.buffered(), "limit {limit} split {split}");
+                    }
+                    assert_eq!(got_a, got_b, "limit {limit} split {split}");
+                }
+            }
+        }
     }
 
     #[test]

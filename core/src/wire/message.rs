@@ -121,10 +121,19 @@ fn split_command(line: &str) -> (&str, Option<&str>) {
 /// A classic line cannot carry a name with control characters faithfully (a `\r` would
 /// read back as part of the line end); only the extension's encoded names can.
 fn plain_name(name: &str) -> Result<&str, ParseError> {
-    if name.chars().any(char::is_control) {
+    if has_control(name) {
         return Err(ParseError::ControlChar);
     }
     Ok(name)
+}
+
+/// Whether `text` holds a control character (`char::is_control`: U+0000 to U+001F and
+/// U+007F to U+009F), checked on its bytes: the last 32 are `C2 80` to `C2 9F` in UTF-8.
+pub fn has_control(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.iter().enumerate().any(|(i, &x)| {
+        x < 0x20 || x == 0x7f || (x == 0xc2 && b.get(i + 1).is_some_and(|&next| next < 0xa0))
+    })
 }
 
 fn non_empty(s: Option<&str>) -> Result<&str, ParseError> {
@@ -248,18 +257,68 @@ impl<'a> Reply<'a> {
     }
 
     /// Appends the reply, with its `\n`, to `out`.
+    ///
+    /// Built from byte slices, not `write!`: the index server writes one of these for
+    /// every search result, and the formatting machinery cost more than the copying.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        // Writing to a Vec cannot fail.
-        let _ = match self {
-            Self::ConfirmJoin => writeln!(out, "CONFIRMJOIN"),
-            Self::ConfirmCreateFile { name } => writeln!(out, "CONFIRMCREATEFILE {name}"),
-            Self::ConfirmDeleteFile { name } => writeln!(out, "CONFIRMDELETEFILE {name}"),
-            Self::File { name, peer, size } => writeln!(out, "FILE {name} {peer} {size}"),
-            Self::NoResult => writeln!(out, "NORESULT"),
-            Self::EndSearch => writeln!(out, "ENDSEARCH"),
-            Self::ConfirmLeave => writeln!(out, "CONFIRMLEAVE"),
-        };
+        match self {
+            Self::ConfirmJoin => out.extend_from_slice(b"CONFIRMJOIN\n"),
+            Self::ConfirmCreateFile { name } => {
+                put_line(out, &[b"CONFIRMCREATEFILE ", name.as_bytes()]);
+            }
+            Self::ConfirmDeleteFile { name } => {
+                put_line(out, &[b"CONFIRMDELETEFILE ", name.as_bytes()]);
+            }
+            Self::File { name, peer, size } => {
+                encode_file(
+                    out,
+                    name,
+                    |out| out.extend_from_slice(peer.as_bytes()),
+                    *size,
+                );
+            }
+            Self::NoResult => out.extend_from_slice(b"NORESULT\n"),
+            Self::EndSearch => out.extend_from_slice(b"ENDSEARCH\n"),
+            Self::ConfirmLeave => out.extend_from_slice(b"CONFIRMLEAVE\n"),
+        }
     }
+}
+
+/// Appends the `FILE <name> <peer> <size>` line, the peer written by `peer` (so that a
+/// caller holding the peer in another form need not make a string of it first).
+pub fn encode_file(out: &mut Vec<u8>, name: &str, peer: impl FnOnce(&mut Vec<u8>), size: u64) {
+    out.reserve(name.len() + 48);
+    out.extend_from_slice(b"FILE ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    peer(out);
+    out.push(b' ');
+    put_u64(out, size);
+    out.push(b'\n');
+}
+
+/// Appends `parts` and a `\n`.
+fn put_line(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    out.reserve(parts.iter().map(|p| p.len()).sum::<usize>() + 1);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out.push(b'\n');
+}
+
+/// Appends `n` in decimal, as `write!(out, "{n}")` would.
+pub fn put_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 #[cfg(test)]
@@ -304,6 +363,88 @@ mod tests {
         ] {
             assert!(Request::parse(line).is_err(), "{line}");
         }
+    }
+
+    #[test]
+    fn control_characters_are_found_on_bytes() {
+        for c in [
+            '\0',
+            '\n',
+            '\r',
+            '\x1f',
+            '\x7f',
+            '\u{80}',
+            '\u{9f}',
+            'a',
+            ' ',
+            '\u{a0}',
+            '\u{ff}',
+            '~',
+            'é',
+            '\u{2028}',
+            '\u{10ffff}',
+        ] {
+            let text = format!("a{c}b");
+            assert_eq!(has_control(&text), c.is_control(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        let mut out = Vec::new();
+        let powers = (0..20).flat_map(|e| {
+            let p = 10u64.pow(e);
+            [p - 1, p, p + 1]
+        });
+        for n in (0..20_000).chain(powers).chain([u64::MAX - 1, u64::MAX]) {
+            out.clear();
+            put_u64(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn replies_encode_as_write_would() {
+        for size in [
+            0,
+            7,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            12_345,
+            1_000_000,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            Reply::File {
+                name: "a b.txt",
+                peer: "10.0.0.1:4000",
+                size,
+            }
+            .encode(&mut out);
+            assert_eq!(
+                out,
+                format!("FILE a b.txt 10.0.0.1:4000 {size}\n").as_bytes()
+            );
+        }
+        let mut out = Vec::new();
+        for reply in [
+            Reply::ConfirmJoin,
+            Reply::ConfirmCreateFile { name: "x y" },
+            Reply::ConfirmDeleteFile { name: "z" },
+            Reply::NoResult,
+            Reply::EndSearch,
+            Reply::ConfirmLeave,
+        ] {
+            reply.encode(&mut out);
+        }
+        assert_eq!(
+            out,
+            b"CONFIRMJOIN\nCONFIRMCREATEFILE x y\nCONFIRMDELETEFILE z\nNORESULT\nENDSEARCH\nCONFIRMLEAVE\n"
+        );
     }
 
     #[test]

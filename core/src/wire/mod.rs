@@ -14,5 +14,5 @@ pub use escape::{escape, unescape};
 pub use ext::{split_join, ExtReply, ExtRequest, PeerError, PeerReply, PeerRequest, EXT_TOKEN};
 pub use get::{ByteRange, Get, GetLine};
 pub use line::{decode_line, LineBuf, LineError, MAX_LINE};
-pub use message::{parse_size, ParseError, Reply, Request};
+pub use message::{encode_file, has_control, parse_size, ParseError, Reply, Request};
 pub use peer::{PeerAddr, CLASSIC_PEER_PORT, CLASSIC_SERVER_PORT};

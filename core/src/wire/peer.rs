@@ -41,6 +41,29 @@ pub fn join_port(text: &str) -> Option<u16> {
     port.parse().ok().filter(|p| *p != 0)
 }
 
+impl PeerAddr {
+    /// Appends the address as [`fmt::Display`] writes it, without the formatting
+    /// machinery for the common IPv4 case (a search reply writes one per result).
+    pub fn write_text(&self, out: &mut Vec<u8>) {
+        let IpAddr::V4(ip) = self.0.ip() else {
+            use std::io::Write as _;
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{self}");
+            return;
+        };
+        for (i, octet) in ip.octets().into_iter().enumerate() {
+            if i > 0 {
+                out.push(b'.');
+            }
+            super::message::put_u64(out, u64::from(octet));
+        }
+        if self.0.port() != CLASSIC_PEER_PORT {
+            out.push(b':');
+            super::message::put_u64(out, u64::from(self.0.port()));
+        }
+    }
+}
+
 impl fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.port() == CLASSIC_PEER_PORT {
@@ -90,6 +113,17 @@ mod tests {
         for text in ["10.0.0.1", "10.0.0.1:4000", "::1", "[::1]:4000"] {
             let p: PeerAddr = text.parse().unwrap();
             assert_eq!(p.to_string(), text);
+        }
+        for text in [
+            "0.0.0.0",
+            "255.255.255.255:65535",
+            "10.20.0.3:1",
+            "1.2.3.4:1235",
+        ] {
+            let p: PeerAddr = text.parse().unwrap();
+            let mut out = Vec::new();
+            p.write_text(&mut out);
+            assert_eq!(out, p.to_string().as_bytes());
         }
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
         assert_eq!(PeerAddr::from_join(mapped, "x").to_string(), "10.0.0.1");

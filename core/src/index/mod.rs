@@ -27,9 +27,10 @@
 //!   that trigram's posting list (gaps bit-packed in blocks of 128, see `postings.rs`). A
 //!   pattern of 3 bytes or more can only occur in a name that holds all of the pattern's
 //!   trigrams, so a search walks the rarest of them in id order (which is result order, so it
-//!   can stop at the cap); when that list is long it first checks each candidate against the
-//!   next two rarest lists (seeking forward in them, leapfrog style); it confirms every
-//!   live candidate with a real substring test of its name.
+//!   can stop at the cap), a block of 128 ids at a time: it drops the ids missing from the
+//!   next two rarest lists (seeking forward in them; a list that drops almost nothing is left
+//!   out for the rest of the walk), looks up the names of the block's remaining live ids
+//!   together (their cache misses overlap), and confirms each with a real substring test.
 //! - **Short patterns** (0, 1 or 2 bytes) have no trigram: they scan the live entries in order
 //!   and stop at the cap. Such patterns match most names, so the cap comes quickly; a short
 //!   pattern that matches little (a rare byte pair) costs a scan of the whole index (about
@@ -67,7 +68,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use self::entries::{Entries, Entry};
-use self::postings::{Cursor, Postings, Rewrite};
+use self::postings::{Cursor, Postings, Rewrite, BLOCK};
 use self::table::{name_hash, GramMap, IdTable};
 use crate::hash::ContentHash;
 use crate::wire::PeerAddr;
@@ -102,11 +103,12 @@ pub const MAX_STEP: usize = 1 << 16;
 /// Ids a segment of entries covers, as a power of two.
 const SEG_BITS: u32 = 12;
 
-/// A posting list this long or longer gets the pattern's next rarest trigrams checked by
-/// seeking in their lists before a candidate's name is read.
-const FILTER_FROM: u32 = 512;
-/// How many of the next rarest lists filter a long one.
+/// How many of the next rarest lists narrow the rarest one.
 const FILTERS: usize = 2;
+/// A filter that removes less than one candidate in `USEFUL_SHARE` from a chunk of at
+/// least `USEFUL_FROM` is dropped.
+const USEFUL_SHARE: usize = 16;
+const USEFUL_FROM: usize = 32;
 
 /// Peer addresses, interned: entries hold a `u32`, not a 32-byte `SocketAddr`.
 #[derive(Debug, Default)]
@@ -634,34 +636,60 @@ impl Index {
         let (driver, rest) = lists
             .split_first()
             .expect("a pattern of 3 bytes has a trigram");
-        // A long list is worth narrowing with the next rarest ones: their cursors mostly
-        // read a few gaps a seek, cheaper than reading a candidate's name from elsewhere in
-        // memory. More than `FILTERS` of them cost more than they save (measured).
-        let mut filters: Vec<Cursor<'_>> = Vec::new();
-        if driver.count() >= FILTER_FROM {
-            filters.extend(rest.iter().take(FILTERS).map(|l| l.cursor()));
-        }
-        let mut walk = driver.cursor();
-        'walk: while let Some(mut id) = walk.next() {
-            // Leapfrog: move every cursor to the first id all of them may hold.
-            let mut i = 0;
-            while i < filters.len() {
-                match filters[i].seek(id) {
-                    None => break 'walk,
-                    Some(next) if next == id => i += 1,
-                    Some(next) => {
-                        match walk.seek(next) {
-                            None => break 'walk,
-                            Some(n) => id = n,
+        // The next rarest lists narrow the driver's ids before a name is read: a seek reads
+        // a few gaps of a compact list, a name is a cache miss elsewhere in memory, and most
+        // ids of the rarest list are not hits. More lists cost more seeks than they save
+        // (measured).
+        let mut filters: Vec<Cursor<'_>> = rest.iter().take(FILTERS).map(|l| l.cursor()).collect();
+        let mut ids = [0u32; BLOCK];
+        let mut found_entries: [Option<Entry<'_>>; BLOCK] = [None; BLOCK];
+        for block in 0.. {
+            // One block of the driver's ids at a time, narrowed list by list.
+            let mut len = driver.chunk(block, &mut ids);
+            if len == 0 {
+                break;
+            }
+            let mut more = true;
+            let mut k = 0;
+            while k < filters.len() && len > 0 {
+                let f = &mut filters[k];
+                let mut kept = 0;
+                for i in 0..len {
+                    let id = ids[i];
+                    match f.seek(id) {
+                        Some(next) if next == id => {
+                            ids[kept] = id;
+                            kept += 1;
                         }
-                        i = 0;
+                        Some(_) => {}
+                        // This list holds nothing from here on: neither does the result.
+                        None => {
+                            more = false;
+                            break;
+                        }
                     }
                 }
-            }
-            if let Some(e) = self.entries.get(id) {
-                if !report(e) {
-                    break;
+                // A list that passes nearly every candidate costs more seeks than the names
+                // it spares (a common word's): the rest of the walk goes without it.
+                if len >= USEFUL_FROM && (len - kept) * USEFUL_SHARE < len {
+                    filters.remove(k);
+                } else {
+                    k += 1;
                 }
+                len = kept;
+            }
+            // Find every candidate's name first, then test them: the lookups are independent,
+            // so their cache misses overlap instead of queueing behind each test.
+            for (slot, &id) in found_entries.iter_mut().zip(&ids[..len]) {
+                *slot = self.entries.get(id);
+            }
+            for e in found_entries[..len].iter().flatten() {
+                if !report(*e) {
+                    return found;
+                }
+            }
+            if !more {
+                break;
             }
         }
         found

@@ -154,8 +154,9 @@ commands:
                            every peer that has the same content
   DOWNLOAD [peer] name     download a file: from that peer (as SEARCH shows it),
                            or from every peer that has it
-  LEAVE                    leave the network and exit (end of input does  (SAIR)
-                           the same)
+  LEAVE                    leave the network and exit, once the downloads (SAIR)
+                           in progress are done (end of input does the
+                           same; Ctrl-C leaves at once)
   HELP                     this text                                      (AJUDA)
 A number names a result only when the latest search listed that many; otherwise (no
 search yet, or fewer results) it is a file name: with no result 3, DOWNLOAD 3 fetches
@@ -177,8 +178,9 @@ comandos:
                                os peers que têm o mesmo conteúdo
   BAIXAR [peer] nome           baixa um arquivo: desse peer (como a busca o
                                mostra), ou de todos os peers que o têm
-  SAIR                         sai da rede e encerra (o fim da entrada faz   (LEAVE)
-                               o mesmo)
+  SAIR                         sai da rede e encerra, quando terminarem os   (LEAVE)
+                               downloads em andamento (o fim da entrada faz
+                               o mesmo; Ctrl-C sai na hora)
   AJUDA                        este texto                                    (HELP)
 Um número indica um resultado só quando a última busca listou essa quantidade; senão
 (nenhuma busca ainda, ou menos resultados) é um nome de arquivo: sem resultado 3,

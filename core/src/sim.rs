@@ -374,6 +374,13 @@ impl Sim {
         self.drain_client(i);
     }
 
+    /// Client `i` gets a stop signal ([`Client::stop`]).
+    pub fn stop(&mut self, i: usize) {
+        let now = self.now;
+        self.nodes[i].client.stop(now);
+        self.drain_client(i);
+    }
+
     /// Client `i`'s user types `line`, parsed as the runtimes parse it.
     pub fn command_line(&mut self, i: usize, line: &str) -> Result<(), CommandError> {
         let cmd = UserCommand::parse(line)?;

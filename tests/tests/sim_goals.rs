@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use napshare_core::client::{exit, ClientEvent, Goal};
-use napshare_core::command::UserCommand;
 use napshare_core::sim::{Rng, Sim};
 
 fn has(sim: &Sim, i: usize, wanted: impl Fn(&ClientEvent) -> bool) -> bool {
@@ -221,8 +220,8 @@ fn stopped_before_the_goal_exits_1() {
     step_until(&mut sim, g, |e| {
         matches!(e, ClientEvent::DownloadStarted { .. })
     });
-    // What a stop signal does: end of input, which leaves.
-    sim.command(g, UserCommand::Leave);
+    // A stop signal: the client leaves at once.
+    sim.stop(g);
     sim.run_until_idle();
     assert_eq!(sim.client(g).exit_status(), Some(exit::ERROR));
     assert!(has(&sim, g, |e| *e == ClientEvent::Left));

@@ -220,3 +220,47 @@ fn a_numbered_download_waits_for_the_search_typed_before_it() {
     sim.run_until_idle();
     assert_eq!(sim.fs(b).downloads.get("song one.mp3"), Some(&one));
 }
+
+/// `LEAVE` (or the end of input) typed while a download runs leaves once it is done, as
+/// the seed's one-command-at-a-time client did; a stop leaves at once and keeps the
+/// partial file.
+#[test]
+fn leave_waits_for_the_download_in_progress_and_stop_does_not() {
+    let data = movie(12);
+    let mut sim = sim(12);
+    let _a = sim.add_client(&[("movie.mkv", &data)]);
+    sim.run_until_idle();
+    let b = sim.add_client(&[]);
+    sim.command_line(b, "DOWNLOAD movie.mkv").unwrap();
+    sim.command_line(b, "LEAVE").unwrap();
+    sim.run_until_idle();
+    assert_eq!(sim.fs(b).downloads.get("movie.mkv"), Some(&data));
+    let events = sim.events(b);
+    let at = |f: &dyn Fn(&ClientEvent) -> bool| events.iter().position(f);
+    let waiting = at(&|e| matches!(e, ClientEvent::LeavingAfterDownloads { downloads: 1 }));
+    let (finished, left) = (at(&done), at(&|e| matches!(e, ClientEvent::Left)));
+    assert!(
+        waiting.is_some() && finished < left && left.is_some(),
+        "{events:?}"
+    );
+
+    // A stop in the middle of a download leaves at once; the partial file stays.
+    let mut sim = self::sim(13);
+    let _a = sim.add_client(&[("movie.mkv", &data)]);
+    sim.run_until_idle();
+    let c = sim.add_client(&[]);
+    sim.command_line(c, "DOWNLOAD movie.mkv").unwrap();
+    let progress = |e: &ClientEvent| matches!(e, ClientEvent::DownloadProgress { .. });
+    while !sim.events(c).iter().any(progress) {
+        assert!(sim.step(), "the download never started");
+    }
+    sim.stop(c);
+    sim.run_until_idle();
+    let events = sim.events(c);
+    assert!(
+        events.iter().any(|e| matches!(e, ClientEvent::Left)),
+        "{events:?}"
+    );
+    assert_eq!(sim.fs(c).downloads.get("movie.mkv"), None);
+    assert!(sim.fs(c).downloads.contains_key("movie.mkv.part"));
+}

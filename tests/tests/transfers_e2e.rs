@@ -98,6 +98,21 @@ fn names_with_spaces_and_accents(mix: Mix) {
     assert!(fs::read(b.downloads_dir().join(name)).unwrap() == data);
 }
 
+/// Commands piped in as a script would, the input ending right after them: the client
+/// runs the search, downloads the numbered result, and leaves only once the file is saved.
+fn a_piped_script_gets_its_file_before_leaving(mix: Mix) {
+    let server = ServerProc::start(mix.server);
+    let data = test_data(8 * MIB + 5, 4);
+    let _a = ClientProc::joined(mix.client(0), server.addr(), &[("album.zip", &data)]);
+    let mut b = ClientProc::start(mix.client(1), server.addr(), &[]);
+    b.send("SEARCH album");
+    b.send("DOWNLOAD 1");
+    b.close_stdin();
+    let status = b.wait_exit(TIMEOUT);
+    assert!(status.success(), "{status}");
+    assert!(fs::read(b.downloads_dir().join("album.zip")).unwrap() == data);
+}
+
 macro_rules! on_mix {
     ($module:ident, $mix:expr, [$($scenario:ident),* $(,)?]) => {
         mod $module {
@@ -125,4 +140,5 @@ on_every_server!(
     a_peer_killed_mid_way_is_replaced,
     a_killed_download_resumes_after_a_restart,
     names_with_spaces_and_accents,
+    a_piped_script_gets_its_file_before_leaving,
 );

@@ -512,7 +512,7 @@ impl Client {
                 reason: DownloadFailure::Save(reason),
             },
         });
-        self.goal_download_ended(id, status);
+        self.download_ended(id, status);
     }
 
     /// Gives up a download, closing its connections and keeping what it has in the partial
@@ -544,7 +544,7 @@ impl Client {
             State::Lookup { .. } => super::exit::NOT_FOUND,
             _ => super::exit::FAILED,
         };
-        self.goal_download_ended(id, status);
+        self.download_ended(id, status);
     }
 
     // ---- classic ----

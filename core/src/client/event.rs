@@ -64,6 +64,11 @@ pub enum ClientEvent {
         reason: LostReason,
         retry_in: Option<Duration>,
     },
+    /// `LEAVE` (or the end of input) came while downloads were in progress: the client
+    /// leaves once these many are over.
+    LeavingAfterDownloads {
+        downloads: usize,
+    },
     Left,
 }
 
@@ -339,6 +344,23 @@ impl Localize for ClientEvent {
                     ),
                 }
             }
+            (Self::LeavingAfterDownloads { downloads: n }, En) => {
+                let what = if *n == 1 {
+                    "the download"
+                } else {
+                    "the downloads"
+                };
+                write!(
+                    f,
+                    "leaving once {what} in progress ({n}) finish; Ctrl-C leaves now (an \
+                     unfinished download resumes next time)"
+                )
+            }
+            (Self::LeavingAfterDownloads { downloads: n }, Pt) => write!(
+                f,
+                "saindo da rede quando terminarem os downloads em andamento ({n}); Ctrl-C \
+                 sai agora (um download incompleto continua da próxima vez)"
+            ),
             (Self::Left, En) => f.write_str("left the network"),
             (Self::Left, Pt) => f.write_str("saiu da rede"),
         }

@@ -163,6 +163,8 @@ pub struct Client {
     /// `DOWNLOAD N`s typed while a search of the user's was on its way: they name a result
     /// of that search, so they run once it is done.
     after_search: VecDeque<UserCommand>,
+    /// `LEAVE` waits for the downloads in progress (see [`Client::command`]).
+    leave_waiting: bool,
     next_conn: u64,
     next_download: u64,
     transmits: BTreeMap<ConnId, Vec<u8>>,
@@ -203,6 +205,7 @@ impl Client {
             downloads: BTreeMap::new(),
             last_hits: Vec::new(),
             after_search: VecDeque::new(),
+            leave_waiting: false,
             next_conn: 1,
             next_download: 0,
             transmits: BTreeMap::new(),
@@ -430,6 +433,34 @@ impl Client {
         self.pump(now);
     }
 
+    /// Leaves the network now (a stop signal): downloads in progress stop, keeping their
+    /// partial files for the next time.
+    pub fn stop(&mut self, now: Instant) {
+        if self.exit.is_some() {
+            return;
+        }
+        self.leave_waiting = false;
+        if !self.session.leaving {
+            self.begin_leave();
+        }
+        self.pump(now);
+    }
+
+    /// Leaves if a `LEAVE` waits and nothing it waits for is left.
+    pub(super) fn leave_if_waiting(&mut self) {
+        let idle = self.downloads.is_empty() && self.after_search.is_empty();
+        if self.leave_waiting && idle && !self.session.leaving && self.exit.is_none() {
+            self.leave_waiting = false;
+            self.begin_leave();
+        }
+    }
+
+    /// Download `id` is over, with `status`.
+    pub(super) fn download_ended(&mut self, id: DownloadId, status: i32) {
+        self.goal_download_ended(id, status);
+        self.leave_if_waiting();
+    }
+
     /// Carries out a line the user typed; `None` is the end of input, which leaves the
     /// network. A line that is not a command is answered with the error and the help.
     pub fn handle_input(&mut self, now: Instant, line: Option<&str>) {
@@ -454,6 +485,10 @@ impl Client {
     /// there was no search or it listed fewer results, is a file name like any other
     /// (`DOWNLOAD 3` then fetches a file named `3`); if no peer has one, the failure says
     /// how many results there were. `DOWNLOAD peer 3` is always the file named `3`.
+    ///
+    /// `LEAVE` (and the end of input) leaves once the downloads in progress are over, as
+    /// the seed's client, which ran one command after the other, did: a script that pipes
+    /// `DOWNLOAD x` in and ends gets its file. [`Client::stop`] leaves at once.
     pub fn command(&mut self, now: Instant, cmd: UserCommand) {
         if self.exit.is_some() || self.session.leaving {
             return;
@@ -498,7 +533,17 @@ impl Client {
                 self.download_result(now, n);
             }
             UserCommand::Download { peer, name } => self.start_download(now, peer, name),
-            UserCommand::Leave => self.begin_leave(),
+            UserCommand::Leave => {
+                let busy = self.downloads.len() + self.after_search.len();
+                if busy == 0 {
+                    self.begin_leave();
+                } else if !self.leave_waiting {
+                    self.leave_waiting = true;
+                    let downloads = busy;
+                    self.events
+                        .push_back(ClientEvent::LeavingAfterDownloads { downloads });
+                }
+            }
             UserCommand::Help => self.events.push_back(ClientEvent::Help),
         }
         self.pump(now);

@@ -332,6 +332,7 @@ impl Client {
         for cmd in std::mem::take(&mut self.after_search) {
             self.command(now, cmd);
         }
+        self.leave_if_waiting();
     }
 
     pub(super) fn finish_leave(&mut self) {

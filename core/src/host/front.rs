@@ -36,8 +36,11 @@ pub struct ClientSetup {
 pub enum Input {
     /// A line the user typed.
     Line(String),
-    /// End of input, or a stop signal: the client leaves the network, then exits.
+    /// End of input: the client leaves the network once its downloads are over, then
+    /// exits.
     End,
+    /// A stop signal: the client leaves the network now, then exits.
+    Stop,
     /// The file of the shared folder with this name appeared, changed or went away, and
     /// has stopped changing.
     Folder(String),
@@ -54,7 +57,7 @@ impl ClientSetup {
     ) -> io::Result<(Client, Ui)> {
         let stop = send.clone();
         on_stop_signal(move || {
-            stop(Input::End);
+            stop(Input::Stop);
         })?;
         if self.watch {
             let folder = send.clone();
@@ -84,6 +87,7 @@ pub fn feed(client: &mut Client, io: &mut impl ClientIo, now: Instant, input: In
     match input {
         Input::Line(line) => client.handle_input(now, Some(&line)),
         Input::End => client.handle_input(now, None),
+        Input::Stop => client.stop(now),
         Input::Folder(name) => client.handle_folder_change(now, &name),
     }
     drain(client, io, now);

@@ -34,9 +34,14 @@ pub const CLIENT: &str = "\
 Examples:
   napshare client --server 192.168.1.10
   napshare client --server index.lan:4000 --shared ~/public --downloads ~/incoming
-  printf 'SEARCH song\\nDOWNLOAD my song.mp3\\n' | napshare client --server 127.0.0.1
+  printf 'SEARCH song\\nDOWNLOAD 1\\n' | napshare client --server 127.0.0.1
+  LANG=pt_BR.UTF-8 napshare client --server 192.168.1.10   # em português (BUSCAR, BAIXAR)
 
-Commands are read from standard input; end of input leaves the network, as LEAVE does.
+On a terminal the client shows a prompt: line editing, history (Up/Down, kept between
+runs), Tab completion of commands and file names; from a pipe it reads plain lines.
+Type HELP for the commands. Files copied into, changed in or removed from the shared
+folder are shared, shared again or no longer shared within about a second (--no-watch
+turns this off). End of input leaves the network, as LEAVE does.
 Exit status: 0 after LEAVE, 1 when the server cannot be reached at start.";
 
 /// After `napshare search --help`.

@@ -116,7 +116,10 @@ impl Link {
                     .set(self.shared.queued.get() + data.len());
                 // Replies queued back to back go out in one write.
                 match work.back_mut() {
-                    Some(Write::Data(last)) => last.extend_from_slice(&data),
+                    Some(Write::Data(last)) => {
+                        last.extend_from_slice(&data);
+                        spend(data);
+                    }
                     _ => work.push_back(Write::Data(data)),
                 }
             }
@@ -152,6 +155,34 @@ thread_local! {
     /// and a task waits for readiness without holding a buffer, so an idle connection
     /// costs no buffer at all.
     static READ: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
+}
+
+/// Most buffers `SPENT` holds between two turns of the core's task; the core keeps no
+/// more than a few of them anyway.
+const SPENT_MAX: usize = 64;
+
+thread_local! {
+    /// `Write::Data` buffers written (or copied into the one before), for the core's task
+    /// to take back ([`take_spent`]) so that later replies need no allocation. One pool
+    /// for all connection tasks, on the executor's thread like `READ`, so that it costs
+    /// an idle connection nothing.
+    static SPENT: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn spend(buf: Vec<u8>) {
+    SPENT.with_borrow_mut(|spent| {
+        if spent.len() < SPENT_MAX {
+            spent.push(buf);
+        }
+    });
+}
+
+/// Hands every written `Write::Data` buffer to `give` (`Server::recycle`, or `drop`).
+pub fn take_spent(give: impl FnMut(Vec<u8>)) {
+    // Taken out first: `give` may not touch the pool while it is borrowed.
+    let mut spent = SPENT.take();
+    spent.drain(..).for_each(give);
+    SPENT.set(spent);
 }
 
 /// What one read found.
@@ -226,8 +257,10 @@ fn flush(socket: &std::net::TcpStream, shared: &Shared) -> Flushed {
             Ok(false) => {}
             Ok(true) => {
                 shared.sent.set(0);
-                if let Some(Write::File { notify: true, .. }) = work.pop_front() {
-                    return Flushed::Sent;
+                match work.pop_front() {
+                    Some(Write::Data(data)) => spend(data),
+                    Some(Write::File { notify: true, .. }) => return Flushed::Sent,
+                    _ => {}
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flushed::Blocked,

@@ -11,7 +11,7 @@ use smol::channel::{self, Sender};
 use smol::net::TcpListener;
 use smol::{Async, LocalExecutor, Timer};
 
-use crate::conn::{Input, Link, Write};
+use crate::conn::{take_spent, Input, Link, Write};
 use crate::next_input;
 
 /// Serves clients on `listener` until the process ends.
@@ -35,6 +35,8 @@ async fn serve(
     loop {
         let input = next_input(&inputs, &mut timer, server.poll_timeout()).await;
         let now = Instant::now();
+        // Replies the connection tasks wrote: the core builds later ones in their buffers.
+        take_spent(|buf| server.recycle(buf));
         match input {
             Some(Input::Accepted(stream, peer)) => {
                 if !server.has_room() {

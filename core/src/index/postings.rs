@@ -129,10 +129,9 @@ impl Postings {
             read += BLOCK;
             rw.block += 1;
         }
-        let mut c = self.cursor();
-        c.enter(self.skips.len());
-        while let Some(id) = c.step() {
-            read += 1;
+        let n = self.chunk(self.skips.len(), &mut ids);
+        read += n;
+        for &id in &ids[..n] {
             if keep(id) {
                 rw.kept.push(id);
             }
@@ -160,11 +159,14 @@ impl Postings {
                 BLOCK
             }
             std::cmp::Ordering::Equal => {
-                let mut c = self.cursor();
-                c.enter(j);
+                let mut pos = self.tail_start();
+                let mut cur = self.skips.last().map_or(u32::MAX, |s| s.id);
                 let mut n = 0;
-                while let Some(id) = c.step() {
-                    out[n] = id;
+                while pos < self.bytes.len() {
+                    cur = cur
+                        .wrapping_add(read_varint(&self.bytes, &mut pos))
+                        .wrapping_add(1);
+                    out[n] = cur;
                     n += 1;
                 }
                 n
@@ -175,19 +177,22 @@ impl Postings {
 
     /// The ids of full block `j`.
     fn decode_block(&self, j: usize, out: &mut [u32; BLOCK]) {
-        let (start, mut cur) = match j.checked_sub(1) {
+        let (start, base) = match j.checked_sub(1) {
             Some(p) => (self.skips[p].at as usize, self.skips[p].id),
             None => (0, u32::MAX),
         };
         let width = usize::from(self.bytes[start]);
-        let data = &self.bytes[start + 1..start + 1 + 16 * width];
-        let mask = (1u64 << width) - 1;
-        for (i, id) in out.iter_mut().enumerate() {
-            let bit = i * width;
-            let word = read_u64(data, bit / 8) >> (bit % 8);
-            cur = cur.wrapping_add((word & mask) as u32).wrapping_add(1);
-            *id = cur;
+        let data = &self.bytes[start + 1..];
+        macro_rules! by_width {
+            ($($w:literal)*) => {
+                match width {
+                    $($w => unpack::<$w>(data, base, out),)*
+                    _ => unreachable!("a gap fits 32 bits"),
+                }
+            };
         }
+        by_width!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30
+            31 32);
     }
 
     /// Appends a full block of `ids` (ascending, above every id held) to a list whose ids
@@ -282,6 +287,38 @@ fn read_u64(bytes: &[u8], at: usize) -> u64 {
             b[..rest.len()].copy_from_slice(rest);
             u64::from_le_bytes(b)
         }
+    }
+}
+
+/// Decodes the packed block of width `W` at the start of `data` (which may end right after
+/// it), adding its gaps to `base`. A constant width lets the compiler unroll the loop with
+/// constant shifts and masks.
+#[inline(never)]
+fn unpack<const W: usize>(data: &[u8], base: u32, out: &mut [u32; BLOCK]) {
+    // Each gap is read with an unaligned 8-byte load, which may reach up to 8 bytes past the
+    // block: read in place when the list has them, else from a padded copy.
+    let need = 16 * W + 8;
+    let mut pad = [0u8; PACKED_MAX + 8];
+    let data = match data.get(..need) {
+        Some(d) => d,
+        None => {
+            let d = &data[..16 * W];
+            pad[..d.len()].copy_from_slice(d);
+            &pad[..need]
+        }
+    };
+    let mask = if W == 32 {
+        u64::from(u32::MAX)
+    } else {
+        (1u64 << W) - 1
+    };
+    let mut cur = base;
+    for (i, id) in out.iter_mut().enumerate() {
+        let bit = i * W;
+        let at = bit / 8;
+        let word = u64::from_le_bytes(data[at..at + 8].try_into().expect("8 bytes")) >> (bit % 8);
+        cur = cur.wrapping_add((word & mask) as u32).wrapping_add(1);
+        *id = cur;
     }
 }
 
@@ -399,12 +436,64 @@ impl<'a> Cursor<'a> {
             };
             self.enter(lo + 1 + skips[lo + 1..hi].partition_point(|s| s.id < target));
         }
+        if self.block < skips.len() {
+            // The block ends at or past `target` (and the cursor is before it, since `cur <
+            // target`): the answer is in this block, so the loop needs no end-of-block test.
+            self.started = true;
+            self.cur = self.seek_in_block(target);
+            return Some(self.cur);
+        }
         while let Some(id) = self.next() {
             if id >= target {
                 return Some(id);
             }
         }
         None
+    }
+
+    /// Reads on in the current packed block to the first id at least `target`, which the
+    /// caller knows is in it.
+    #[inline]
+    fn seek_in_block(&mut self, target: u32) -> u32 {
+        let w = self.width;
+        let bytes = &self.list.bytes;
+        if w == 0 {
+            // Consecutive ids.
+            self.idx += (target - self.cur.wrapping_add(1)) as usize + 1;
+            return target;
+        }
+        let mask = (1u64 << w) - 1;
+        let mut idx = self.idx;
+        let mut bit = idx * w;
+        let mut cur = self.cur;
+        // Each gap is read with an unaligned 8-byte load, which may reach up to 8 bytes past
+        // the block; when the list does not have them (its last block, no tail) the slow
+        // path pads.
+        match bytes.get(self.data..self.data + 16 * w + 8) {
+            Some(data) => loop {
+                let at = bit / 8;
+                let word = u64::from_le_bytes(data[at..at + 8].try_into().expect("8 bytes"));
+                cur = cur
+                    .wrapping_add(((word >> (bit % 8)) & mask) as u32)
+                    .wrapping_add(1);
+                idx += 1;
+                bit += w;
+                if cur >= target {
+                    break;
+                }
+            },
+            None => loop {
+                let word = read_u64(bytes, self.data + bit / 8) >> (bit % 8);
+                cur = cur.wrapping_add((word & mask) as u32).wrapping_add(1);
+                idx += 1;
+                bit += w;
+                if cur >= target {
+                    break;
+                }
+            },
+        }
+        self.idx = idx;
+        cur
     }
 }
 
@@ -535,6 +624,109 @@ mod tests {
         big[0] = 0;
         let p = list(&big);
         assert_eq!(p.check(), big);
+    }
+
+    /// Seeks that land on block boundaries (a block's first and last id, the id just past
+    /// a block), past the end, in a last block with no tail after it (the padded read), in
+    /// blocks of width 0 (consecutive ids), and backwards (never moving back).
+    #[test]
+    fn seeks_at_block_boundaries_past_the_end_and_never_back() {
+        let b = BLOCK as u32;
+        // Block 0: consecutive ids (width 0); block 1: gaps of 2; block 2: mixed gaps;
+        // then, with and without a tail, so that the last block ends the bytes.
+        let mut ids: Vec<u32> = (0..b).collect();
+        ids.extend((0..b).map(|k| 2 * b + 2 * k));
+        ids.extend((0..b).map(|k| 5 * b + k * k + k));
+        for tail in [0, 5] {
+            let mut ids = ids.clone();
+            let last = *ids.last().unwrap();
+            ids.extend((1..=tail).map(|k| last + 3 * k));
+            let p = list(&ids);
+            assert_eq!(p.check(), ids);
+            let find =
+                |from: usize, target: u32| ids[from..].iter().copied().find(|&i| i >= target);
+            for k in (0..ids.len()).filter(|k| k % BLOCK < 2 || k % BLOCK > BLOCK - 3) {
+                for target in [ids[k].saturating_sub(1), ids[k], ids[k] + 1] {
+                    assert_eq!(
+                        p.cursor().seek(target),
+                        find(0, target),
+                        "tail {tail}, {target}"
+                    );
+                }
+            }
+            let end = *ids.last().unwrap();
+            for target in [end + 1, end + 1000, u32::MAX] {
+                let mut c = p.cursor();
+                assert_eq!(c.seek(target), None);
+                assert_eq!(c.seek(target), None);
+                assert_eq!(c.next(), None);
+            }
+            // Every id of a block in turn, then a jump to the next block's first id, then
+            // back: the cursor stays where it is.
+            let mut c = p.cursor();
+            for (k, &id) in ids.iter().enumerate() {
+                assert_eq!(c.seek(id), Some(id));
+                assert_eq!(c.seek(id.saturating_sub(7)), Some(id), "backwards at {k}");
+                if k % 3 == 0 {
+                    assert_eq!(c.next(), ids.get(k + 1).copied());
+                    assert_eq!(c.seek(0), ids.get(k + 1).copied().or(Some(id)));
+                    c = p.cursor();
+                    assert_eq!(c.seek(id), Some(id));
+                }
+            }
+            // Strides that skip whole blocks and land exactly on block ends and starts.
+            for stride in [1, 2, 3, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK] {
+                let mut c = p.cursor();
+                for k in (stride - 1..ids.len()).step_by(stride) {
+                    assert_eq!(c.seek(ids[k]), Some(ids[k]), "stride {stride} at {k}");
+                    assert_eq!(c.seek(ids[k] + 1), find(k + 1, ids[k] + 1));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_decode_every_width() {
+        for w in 0..=32u32 {
+            // One gap of `w` bits, the others of at most one: the first block has width `w`.
+            let gap = |k: u32| match w {
+                0 => 0,
+                _ if k == 5 => 1u32 << (w - 1),
+                _ => k % 2,
+            };
+            let mut ids = Vec::new();
+            let mut id = 0u32;
+            for k in 0..BLOCK as u32 + 3 {
+                ids.push(id);
+                let Some(next) = id.checked_add(gap(k)).and_then(|n| n.checked_add(1)) else {
+                    break;
+                };
+                if next == u32::MAX {
+                    break;
+                }
+                id = next;
+            }
+            let p = list(&ids);
+            assert_eq!(p.check(), ids, "width {w}");
+            let mut out = [0u32; BLOCK];
+            let mut got = Vec::new();
+            for j in 0.. {
+                let n = p.chunk(j, &mut out);
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&out[..n]);
+            }
+            assert_eq!(got, ids, "width {w}");
+            assert_eq!(usize::from(p.bytes[0]), w as usize);
+            for &id in &ids {
+                assert_eq!(p.cursor().seek(id), Some(id), "width {w}");
+            }
+            let mut c = p.cursor();
+            for &id in &ids {
+                assert_eq!(c.seek(id), Some(id), "width {w}");
+            }
+        }
     }
 
     #[test]

@@ -414,13 +414,28 @@ impl<'a> Cursor<'a> {
 
     /// The first id at least `target`, from the current position on (the id last returned
     /// counts); `None` when there is none.
+    #[inline(always)]
     pub(super) fn seek(&mut self, target: u32) -> Option<u32> {
         if self.started && self.cur >= target {
             return Some(self.cur);
         }
-        // A block ends at `skips[j].id`. When the target lies past the current block, find
-        // the first block ending at or past it, galloping over the skips (targets are usually
-        // near), and read on from that block's start.
+        // A block ends at `skips[j].id`: when the current one ends at or past `target` (and
+        // the cursor is before it, since `cur < target`), the answer is in it.
+        match self.list.skips.get(self.block) {
+            Some(s) if s.id >= target => {
+                self.started = true;
+                self.cur = self.seek_in_block(target);
+                Some(self.cur)
+            }
+            _ => self.seek_far(target),
+        }
+    }
+
+    /// [`Cursor::seek`] to a target past the current block, or in the tail: finds the first
+    /// block ending at or past it, galloping over the skips (targets are usually near), and
+    /// reads on from that block's start.
+    #[inline(never)]
+    fn seek_far(&mut self, target: u32) -> Option<u32> {
         let skips = &self.list.skips;
         let j = self.block;
         if j < skips.len() && skips[j].id < target {
@@ -437,8 +452,6 @@ impl<'a> Cursor<'a> {
             self.enter(lo + 1 + skips[lo + 1..hi].partition_point(|s| s.id < target));
         }
         if self.block < skips.len() {
-            // The block ends at or past `target` (and the cursor is before it, since `cur <
-            // target`): the answer is in this block, so the loop needs no end-of-block test.
             self.started = true;
             self.cur = self.seek_in_block(target);
             return Some(self.cur);

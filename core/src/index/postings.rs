@@ -436,7 +436,16 @@ impl<'a> Cursor<'a> {
     /// reads on from that block's start.
     #[inline(never)]
     fn seek_far(&mut self, target: u32) -> Option<u32> {
-        let skips = &self.list.skips;
+        let list = self.list;
+        if list.count == 0 || target > list.last {
+            // Past the end: the cursor ends as having read every id.
+            self.enter(list.skips.len());
+            self.pos = list.bytes.len();
+            self.cur = list.last;
+            self.started = list.count > 0;
+            return None;
+        }
+        let skips = &list.skips;
         let j = self.block;
         if j < skips.len() && skips[j].id < target {
             let mut lo = j;
@@ -451,17 +460,25 @@ impl<'a> Cursor<'a> {
             };
             self.enter(lo + 1 + skips[lo + 1..hi].partition_point(|s| s.id < target));
         }
+        self.started = true;
         if self.block < skips.len() {
-            self.started = true;
             self.cur = self.seek_in_block(target);
-            return Some(self.cur);
-        }
-        while let Some(id) = self.next() {
-            if id >= target {
-                return Some(id);
+        } else {
+            // The tail, which ends at `list.last`, at least `target`; the cursor is before
+            // `target` (`cur` is below it, or the list's start), so the loop reads at least one
+            // id and ends at the tail's end at the latest.
+            let mut cur = self.cur;
+            loop {
+                cur = cur
+                    .wrapping_add(read_varint(&list.bytes, &mut self.pos))
+                    .wrapping_add(1);
+                if cur >= target {
+                    break;
+                }
             }
+            self.cur = cur;
         }
-        None
+        Some(self.cur)
     }
 
     /// Reads on in the current packed block to the first id at least `target`, which the
@@ -696,6 +713,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Seeks in a list that is all tail (varints), from every position, and past its end.
+    #[test]
+    fn seeks_in_the_tail() {
+        for ids in [
+            vec![0],
+            vec![u32::MAX - 1],
+            (0..100).map(|i| i * i + 2).collect(),
+        ] {
+            let p = list(&ids);
+            let end = *ids.last().unwrap();
+            for (from, &at) in ids.iter().enumerate() {
+                for target in [0, at.saturating_sub(1), at, at + 1, end, end + 1, u32::MAX] {
+                    let mut c = p.cursor();
+                    assert_eq!(c.seek(at), Some(at));
+                    let want = ids[from..].iter().copied().find(|&i| i >= target);
+                    assert_eq!(c.seek(target), want, "from {at} to {target}");
+                    assert_eq!(c.seek(0), Some(want.unwrap_or(end)));
+                }
+            }
+            assert_eq!(p.cursor().seek(end + 1), None);
+        }
+        assert_eq!(Postings::default().cursor().seek(0), None);
     }
 
     #[test]

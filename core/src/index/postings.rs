@@ -483,7 +483,7 @@ impl<'a> Cursor<'a> {
 
     /// Reads on in the current packed block to the first id at least `target`, which the
     /// caller knows is in it.
-    #[inline]
+    #[inline(always)]
     fn seek_in_block(&mut self, target: u32) -> u32 {
         let w = self.width;
         let bytes = &self.list.bytes;

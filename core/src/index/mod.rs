@@ -622,25 +622,39 @@ impl Index {
             self.entries.scan(report);
             return found;
         }
-        let mut grams = Vec::new();
-        grams_of(pattern.as_bytes(), &mut grams);
-        let mut lists = Vec::with_capacity(grams.len());
-        for g in grams {
-            match self.grams.get(g) {
-                Some(list) => lists.push(&self.lists[list as usize]),
+        // The rarest of the pattern's trigrams drives, the next `FILTERS` rarest filter: keep
+        // the `1 + FILTERS` rarest distinct lists, rarest first, without allocating.
+        let mut rarest: [Option<&Postings>; 1 + FILTERS] = [None; 1 + FILTERS];
+        for w in pattern.as_bytes().windows(3) {
+            let Some(list) = self.grams.get(gram(w)) else {
                 // A trigram no name has: no name contains the pattern.
-                None => return 0,
+                return 0;
+            };
+            let mut l = &self.lists[list as usize];
+            for slot in &mut rarest {
+                match *slot {
+                    // A trigram the pattern repeats.
+                    Some(s) if std::ptr::eq(s, l) => break,
+                    Some(s) if s.count() <= l.count() => {}
+                    Some(s) => {
+                        *slot = Some(l);
+                        l = s;
+                    }
+                    None => {
+                        *slot = Some(l);
+                        break;
+                    }
+                }
             }
         }
-        lists.sort_by_key(|l| l.count());
-        let (driver, rest) = lists
-            .split_first()
-            .expect("a pattern of 3 bytes has a trigram");
+        let [Some(driver), rest @ ..] = rarest else {
+            unreachable!("a pattern of 3 bytes has a trigram")
+        };
         // The next rarest lists narrow the driver's ids before a name is read: a seek reads
         // a few gaps of a compact list, a name is a cache miss elsewhere in memory, and most
         // ids of the rarest list are not hits. More lists cost more seeks than they save
         // (measured).
-        let mut filters: Vec<Cursor<'_>> = rest.iter().take(FILTERS).map(|l| l.cursor()).collect();
+        let mut filters: [Option<Cursor<'_>>; FILTERS] = rest.map(|l| l.map(Postings::cursor));
         let mut ids = [0u32; BLOCK];
         let mut found_entries: [Option<Entry<'_>>; BLOCK] = [None; BLOCK];
         for block in 0.. {
@@ -650,9 +664,11 @@ impl Index {
                 break;
             }
             let mut more = true;
-            let mut k = 0;
-            while k < filters.len() && len > 0 {
-                let f = &mut filters[k];
+            for slot in &mut filters {
+                let Some(f) = slot else { continue };
+                if len == 0 {
+                    break;
+                }
                 let mut kept = 0;
                 for i in 0..len {
                     let id = ids[i];
@@ -672,9 +688,7 @@ impl Index {
                 // A list that passes nearly every candidate costs more seeks than the names
                 // it spares (a common word's): the rest of the walk goes without it.
                 if len >= USEFUL_FROM && (len - kept) * USEFUL_SHARE < len {
-                    filters.remove(k);
-                } else {
-                    k += 1;
+                    *slot = None;
                 }
                 len = kept;
             }

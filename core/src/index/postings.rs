@@ -129,10 +129,9 @@ impl Postings {
             read += BLOCK;
             rw.block += 1;
         }
-        let mut c = self.cursor();
-        c.enter(self.skips.len());
-        while let Some(id) = c.step() {
-            read += 1;
+        let n = self.chunk(self.skips.len(), &mut ids);
+        read += n;
+        for &id in &ids[..n] {
             if keep(id) {
                 rw.kept.push(id);
             }
@@ -160,11 +159,14 @@ impl Postings {
                 BLOCK
             }
             std::cmp::Ordering::Equal => {
-                let mut c = self.cursor();
-                c.enter(j);
+                let mut pos = self.tail_start();
+                let mut cur = self.skips.last().map_or(u32::MAX, |s| s.id);
                 let mut n = 0;
-                while let Some(id) = c.step() {
-                    out[n] = id;
+                while pos < self.bytes.len() {
+                    cur = cur
+                        .wrapping_add(read_varint(&self.bytes, &mut pos))
+                        .wrapping_add(1);
+                    out[n] = cur;
                     n += 1;
                 }
                 n
@@ -175,19 +177,22 @@ impl Postings {
 
     /// The ids of full block `j`.
     fn decode_block(&self, j: usize, out: &mut [u32; BLOCK]) {
-        let (start, mut cur) = match j.checked_sub(1) {
+        let (start, base) = match j.checked_sub(1) {
             Some(p) => (self.skips[p].at as usize, self.skips[p].id),
             None => (0, u32::MAX),
         };
         let width = usize::from(self.bytes[start]);
-        let data = &self.bytes[start + 1..start + 1 + 16 * width];
-        let mask = (1u64 << width) - 1;
-        for (i, id) in out.iter_mut().enumerate() {
-            let bit = i * width;
-            let word = read_u64(data, bit / 8) >> (bit % 8);
-            cur = cur.wrapping_add((word & mask) as u32).wrapping_add(1);
-            *id = cur;
+        let data = &self.bytes[start + 1..];
+        macro_rules! by_width {
+            ($($w:literal)*) => {
+                match width {
+                    $($w => unpack::<$w>(data, base, out),)*
+                    _ => unreachable!("a gap fits 32 bits"),
+                }
+            };
         }
+        by_width!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30
+            31 32);
     }
 
     /// Appends a full block of `ids` (ascending, above every id held) to a list whose ids
@@ -285,6 +290,38 @@ fn read_u64(bytes: &[u8], at: usize) -> u64 {
     }
 }
 
+/// Decodes the packed block of width `W` at the start of `data` (which may end right after
+/// it), adding its gaps to `base`. A constant width lets the compiler unroll the loop with
+/// constant shifts and masks.
+#[inline(never)]
+fn unpack<const W: usize>(data: &[u8], base: u32, out: &mut [u32; BLOCK]) {
+    // Each gap is read with an unaligned 8-byte load, which may reach up to 8 bytes past the
+    // block: read in place when the list has them, else from a padded copy.
+    let need = 16 * W + 8;
+    let mut pad = [0u8; PACKED_MAX + 8];
+    let data = match data.get(..need) {
+        Some(d) => d,
+        None => {
+            let d = &data[..16 * W];
+            pad[..d.len()].copy_from_slice(d);
+            &pad[..need]
+        }
+    };
+    let mask = if W == 32 {
+        u64::from(u32::MAX)
+    } else {
+        (1u64 << W) - 1
+    };
+    let mut cur = base;
+    for (i, id) in out.iter_mut().enumerate() {
+        let bit = i * W;
+        let at = bit / 8;
+        let word = u64::from_le_bytes(data[at..at + 8].try_into().expect("8 bytes")) >> (bit % 8);
+        cur = cur.wrapping_add((word & mask) as u32).wrapping_add(1);
+        *id = cur;
+    }
+}
+
 /// A position in a posting list. It reads packed gaps in place, one at a time, so a seek
 /// that lands early in a block decodes only what it passes.
 #[derive(Debug, Clone)]
@@ -377,14 +414,38 @@ impl<'a> Cursor<'a> {
 
     /// The first id at least `target`, from the current position on (the id last returned
     /// counts); `None` when there is none.
+    #[inline(always)]
     pub(super) fn seek(&mut self, target: u32) -> Option<u32> {
         if self.started && self.cur >= target {
             return Some(self.cur);
         }
-        // A block ends at `skips[j].id`. When the target lies past the current block, find
-        // the first block ending at or past it, galloping over the skips (targets are usually
-        // near), and read on from that block's start.
-        let skips = &self.list.skips;
+        // A block ends at `skips[j].id`: when the current one ends at or past `target` (and
+        // the cursor is before it, since `cur < target`), the answer is in it.
+        match self.list.skips.get(self.block) {
+            Some(s) if s.id >= target => {
+                self.started = true;
+                self.cur = self.seek_in_block(target);
+                Some(self.cur)
+            }
+            _ => self.seek_far(target),
+        }
+    }
+
+    /// [`Cursor::seek`] to a target past the current block, or in the tail: finds the first
+    /// block ending at or past it, galloping over the skips (targets are usually near), and
+    /// reads on from that block's start.
+    #[inline(never)]
+    fn seek_far(&mut self, target: u32) -> Option<u32> {
+        let list = self.list;
+        if list.count == 0 || target > list.last {
+            // Past the end: the cursor ends as having read every id.
+            self.enter(list.skips.len());
+            self.pos = list.bytes.len();
+            self.cur = list.last;
+            self.started = list.count > 0;
+            return None;
+        }
+        let skips = &list.skips;
         let j = self.block;
         if j < skips.len() && skips[j].id < target {
             let mut lo = j;
@@ -399,12 +460,70 @@ impl<'a> Cursor<'a> {
             };
             self.enter(lo + 1 + skips[lo + 1..hi].partition_point(|s| s.id < target));
         }
-        while let Some(id) = self.next() {
-            if id >= target {
-                return Some(id);
+        self.started = true;
+        if self.block < skips.len() {
+            self.cur = self.seek_in_block(target);
+        } else {
+            // The tail, which ends at `list.last`, at least `target`; the cursor is before
+            // `target` (`cur` is below it, or the list's start), so the loop reads at least one
+            // id and ends at the tail's end at the latest.
+            let mut cur = self.cur;
+            loop {
+                cur = cur
+                    .wrapping_add(read_varint(&list.bytes, &mut self.pos))
+                    .wrapping_add(1);
+                if cur >= target {
+                    break;
+                }
             }
+            self.cur = cur;
         }
-        None
+        Some(self.cur)
+    }
+
+    /// Reads on in the current packed block to the first id at least `target`, which the
+    /// caller knows is in it.
+    #[inline(always)]
+    fn seek_in_block(&mut self, target: u32) -> u32 {
+        let w = self.width;
+        let bytes = &self.list.bytes;
+        if w == 0 {
+            // Consecutive ids.
+            self.idx += (target - self.cur.wrapping_add(1)) as usize + 1;
+            return target;
+        }
+        let mask = (1u64 << w) - 1;
+        let mut idx = self.idx;
+        let mut bit = idx * w;
+        let mut cur = self.cur;
+        // Each gap is read with an unaligned 8-byte load, which may reach up to 8 bytes past
+        // the block; when the list does not have them (its last block, no tail) the slow
+        // path pads.
+        match bytes.get(self.data..self.data + 16 * w + 8) {
+            Some(data) => loop {
+                let at = bit / 8;
+                let word = u64::from_le_bytes(data[at..at + 8].try_into().expect("8 bytes"));
+                cur = cur
+                    .wrapping_add(((word >> (bit % 8)) & mask) as u32)
+                    .wrapping_add(1);
+                idx += 1;
+                bit += w;
+                if cur >= target {
+                    break;
+                }
+            },
+            None => loop {
+                let word = read_u64(bytes, self.data + bit / 8) >> (bit % 8);
+                cur = cur.wrapping_add((word & mask) as u32).wrapping_add(1);
+                idx += 1;
+                bit += w;
+                if cur >= target {
+                    break;
+                }
+            },
+        }
+        self.idx = idx;
+        cur
     }
 }
 
@@ -535,6 +654,133 @@ mod tests {
         big[0] = 0;
         let p = list(&big);
         assert_eq!(p.check(), big);
+    }
+
+    /// Seeks that land on block boundaries (a block's first and last id, the id just past
+    /// a block), past the end, in a last block with no tail after it (the padded read), in
+    /// blocks of width 0 (consecutive ids), and backwards (never moving back).
+    #[test]
+    fn seeks_at_block_boundaries_past_the_end_and_never_back() {
+        let b = BLOCK as u32;
+        // Block 0: consecutive ids (width 0); block 1: gaps of 2; block 2: mixed gaps;
+        // then, with and without a tail, so that the last block ends the bytes.
+        let mut ids: Vec<u32> = (0..b).collect();
+        ids.extend((0..b).map(|k| 2 * b + 2 * k));
+        ids.extend((0..b).map(|k| 5 * b + k * k + k));
+        for tail in [0, 5] {
+            let mut ids = ids.clone();
+            let last = *ids.last().unwrap();
+            ids.extend((1..=tail).map(|k| last + 3 * k));
+            let p = list(&ids);
+            assert_eq!(p.check(), ids);
+            let find =
+                |from: usize, target: u32| ids[from..].iter().copied().find(|&i| i >= target);
+            for k in (0..ids.len()).filter(|k| k % BLOCK < 2 || k % BLOCK > BLOCK - 3) {
+                for target in [ids[k].saturating_sub(1), ids[k], ids[k] + 1] {
+                    assert_eq!(
+                        p.cursor().seek(target),
+                        find(0, target),
+                        "tail {tail}, {target}"
+                    );
+                }
+            }
+            let end = *ids.last().unwrap();
+            for target in [end + 1, end + 1000, u32::MAX] {
+                let mut c = p.cursor();
+                assert_eq!(c.seek(target), None);
+                assert_eq!(c.seek(target), None);
+                assert_eq!(c.next(), None);
+            }
+            // Every id of a block in turn, then a jump to the next block's first id, then
+            // back: the cursor stays where it is.
+            let mut c = p.cursor();
+            for (k, &id) in ids.iter().enumerate() {
+                assert_eq!(c.seek(id), Some(id));
+                assert_eq!(c.seek(id.saturating_sub(7)), Some(id), "backwards at {k}");
+                if k % 3 == 0 {
+                    assert_eq!(c.next(), ids.get(k + 1).copied());
+                    assert_eq!(c.seek(0), ids.get(k + 1).copied().or(Some(id)));
+                    c = p.cursor();
+                    assert_eq!(c.seek(id), Some(id));
+                }
+            }
+            // Strides that skip whole blocks and land exactly on block ends and starts.
+            for stride in [1, 2, 3, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK] {
+                let mut c = p.cursor();
+                for k in (stride - 1..ids.len()).step_by(stride) {
+                    assert_eq!(c.seek(ids[k]), Some(ids[k]), "stride {stride} at {k}");
+                    assert_eq!(c.seek(ids[k] + 1), find(k + 1, ids[k] + 1));
+                }
+            }
+        }
+    }
+
+    /// Seeks in a list that is all tail (varints), from every position, and past its end.
+    #[test]
+    fn seeks_in_the_tail() {
+        for ids in [
+            vec![0],
+            vec![u32::MAX - 1],
+            (0..100).map(|i| i * i + 2).collect(),
+        ] {
+            let p = list(&ids);
+            let end = *ids.last().unwrap();
+            for (from, &at) in ids.iter().enumerate() {
+                for target in [0, at.saturating_sub(1), at, at + 1, end, end + 1, u32::MAX] {
+                    let mut c = p.cursor();
+                    assert_eq!(c.seek(at), Some(at));
+                    let want = ids[from..].iter().copied().find(|&i| i >= target);
+                    assert_eq!(c.seek(target), want, "from {at} to {target}");
+                    assert_eq!(c.seek(0), Some(want.unwrap_or(end)));
+                }
+            }
+            assert_eq!(p.cursor().seek(end + 1), None);
+        }
+        assert_eq!(Postings::default().cursor().seek(0), None);
+    }
+
+    #[test]
+    fn chunks_decode_every_width() {
+        for w in 0..=32u32 {
+            // One gap of `w` bits, the others of at most one: the first block has width `w`.
+            let gap = |k: u32| match w {
+                0 => 0,
+                _ if k == 5 => 1u32 << (w - 1),
+                _ => k % 2,
+            };
+            let mut ids = Vec::new();
+            let mut id = 0u32;
+            for k in 0..BLOCK as u32 + 3 {
+                ids.push(id);
+                let Some(next) = id.checked_add(gap(k)).and_then(|n| n.checked_add(1)) else {
+                    break;
+                };
+                if next == u32::MAX {
+                    break;
+                }
+                id = next;
+            }
+            let p = list(&ids);
+            assert_eq!(p.check(), ids, "width {w}");
+            let mut out = [0u32; BLOCK];
+            let mut got = Vec::new();
+            for j in 0.. {
+                let n = p.chunk(j, &mut out);
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&out[..n]);
+            }
+            assert_eq!(got, ids, "width {w}");
+            assert_eq!(usize::from(p.bytes[0]), w as usize);
+            for &id in &ids {
+                assert_eq!(p.cursor().seek(id), Some(id), "width {w}");
+            }
+            let mut c = p.cursor();
+            for &id in &ids {
+                assert_eq!(c.seek(id), Some(id), "width {w}");
+            }
+        }
     }
 
     #[test]

@@ -67,6 +67,8 @@ mod table;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use memchr::memmem;
+
 use self::entries::{Entries, Entry};
 use self::postings::{Cursor, Postings, Rewrite, BLOCK};
 use self::table::{name_hash, GramMap, IdTable};
@@ -328,21 +330,14 @@ fn grams_of(s: &[u8], out: &mut Vec<u32>) {
     out.dedup();
 }
 
-/// Whether `hay` contains `needle`, byte-wise.
+/// Whether `hay` contains the finder's needle, byte-wise.
 #[inline]
-fn contains(hay: &str, needle: &str) -> bool {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    if n.len() > h.len() {
+fn contains(hay: &str, finder: &memmem::Finder<'_>) -> bool {
+    let h = hay.as_bytes();
+    if finder.needle().len() > h.len() {
         return false;
     }
-    let Some((&first, rest)) = n.split_first() else {
-        return true;
-    };
-    if n.len() > 32 {
-        // Long needles: the standard library's linear-time search.
-        return hay.contains(needle);
-    }
-    (0..=h.len() - n.len()).any(|i| h[i] == first && &h[i + 1..i + n.len()] == rest)
+    finder.find(h).is_some()
 }
 
 impl Index {
@@ -586,49 +581,17 @@ impl Index {
         }
     }
 
-    /// Calls `each` for every file whose name contains `pattern` (case-sensitive), in
-    /// registration order, until `cap` calls have returned `true` (`each` returns `false`
-    /// for a match it leaves out); returns the number of matches reported.
-    ///
-    /// A pattern of 3 bytes or more is looked up by its trigrams; a shorter one scans the
-    /// files in order until the cap is reached (see the module docs).
-    pub fn search(
-        &self,
-        pattern: &str,
-        cap: usize,
-        mut each: impl FnMut(Hit<'_>) -> bool,
-    ) -> usize {
-        let mut found = 0;
-        if cap == 0 {
-            return 0;
-        }
-        let mut report = |e: Entry<'_>| -> bool {
-            if contains(e.name, pattern) {
-                let peer = self.peers.get(e.meta.peer);
-                let hit = Hit {
-                    name: e.name,
-                    peer: peer.addr,
-                    peer_text: &peer.text,
-                    size: e.meta.size(),
-                    hash: e.hash.map(|&h| ContentHash(h)),
-                };
-                if each(hit) {
-                    found += 1;
-                }
-            }
-            found < cap
-        };
-        if pattern.len() < 3 {
-            self.entries.scan(report);
-            return found;
-        }
+    /// The posting lists of `pattern`'s `1 + FILTERS` rarest distinct trigrams, rarest first
+    /// (`pattern` has 3 bytes or more); `None` if a trigram is in no name, so no name holds
+    /// the pattern.
+    fn rarest_lists(&self, pattern: &str) -> Option<[Option<&Postings>; 1 + FILTERS]> {
         // The rarest of the pattern's trigrams drives, the next `FILTERS` rarest filter: keep
         // the `1 + FILTERS` rarest distinct lists, rarest first, without allocating.
         let mut rarest: [Option<&Postings>; 1 + FILTERS] = [None; 1 + FILTERS];
         for w in pattern.as_bytes().windows(3) {
             let Some(list) = self.grams.get(gram(w)) else {
                 // A trigram no name has: no name contains the pattern.
-                return 0;
+                return None;
             };
             let mut l = &self.lists[list as usize];
             for slot in &mut rarest {
@@ -647,6 +610,55 @@ impl Index {
                 }
             }
         }
+        Some(rarest)
+    }
+
+    /// Calls `each` for every file whose name contains `pattern` (case-sensitive), in
+    /// registration order, until `cap` calls have returned `true` (`each` returns `false`
+    /// for a match it leaves out); returns the number of matches reported.
+    ///
+    /// A pattern of 3 bytes or more is looked up by its trigrams; a shorter one scans the
+    /// files in order until the cap is reached (see the module docs).
+    pub fn search(
+        &self,
+        pattern: &str,
+        cap: usize,
+        mut each: impl FnMut(Hit<'_>) -> bool,
+    ) -> usize {
+        let mut found = 0;
+        if cap == 0 {
+            return 0;
+        }
+        let rarest = if pattern.len() < 3 {
+            None
+        } else {
+            match self.rarest_lists(pattern) {
+                Some(r) => Some(r),
+                None => return 0,
+            }
+        };
+        // Built only once the pattern may match: an absent trigram answers sooner.
+        let finder = memmem::Finder::new(pattern);
+        let mut report = |e: Entry<'_>| -> bool {
+            if contains(e.name, &finder) {
+                let peer = self.peers.get(e.meta.peer);
+                let hit = Hit {
+                    name: e.name,
+                    peer: peer.addr,
+                    peer_text: &peer.text,
+                    size: e.meta.size(),
+                    hash: e.hash.map(|&h| ContentHash(h)),
+                };
+                if each(hit) {
+                    found += 1;
+                }
+            }
+            found < cap
+        };
+        let Some(rarest) = rarest else {
+            self.entries.scan(report);
+            return found;
+        };
         let [Some(driver), rest @ ..] = rarest else {
             unreachable!("a pattern of 3 bytes has a trigram")
         };

@@ -346,6 +346,11 @@ impl Server {
     /// `conn` closed (EOF, error, or the driver closed it after [`Server::poll_close`]).
     /// Its files leave the index at once. Closing an unknown connection does nothing.
     pub fn handle_closed(&mut self, _now: Instant, conn: ConnId) {
+        self.forget(conn, LeaveReason::Closed);
+    }
+
+    /// Forgets `conn`: its timer, and its files unless it already left; says why.
+    fn forget(&mut self, conn: ConnId, reason: LeaveReason) {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -357,7 +362,7 @@ impl Server {
             self.events.push_back(ServerEvent::Left {
                 conn,
                 files,
-                reason: LeaveReason::Closed,
+                reason,
             });
         }
     }
@@ -375,20 +380,7 @@ impl Server {
         if queued <= self.config.max_queued {
             return false;
         }
-        let Some(c) = self.conns.remove(&conn) else {
-            return true;
-        };
-        if let Some(due) = c.due {
-            self.timers.remove(&(due, conn));
-        }
-        if !matches!(c.state, State::Closing) {
-            let files = self.index.remove_owner(c.owner);
-            self.events.push_back(ServerEvent::Left {
-                conn,
-                files,
-                reason: LeaveReason::TooSlow,
-            });
-        }
+        self.forget(conn, LeaveReason::TooSlow);
         true
     }
 

@@ -139,16 +139,7 @@ impl Peers {
                     text: addr.to_string().into_boxed_str(),
                     refs: 0,
                 };
-                let slot = match self.free.pop() {
-                    Some(slot) => {
-                        self.slots[slot as usize] = peer;
-                        slot
-                    }
-                    None => {
-                        self.slots.push(peer);
-                        id32(self.slots.len() - 1)
-                    }
-                };
+                let slot = put_in_slot(&mut self.slots, &mut self.free, peer);
                 self.by_addr.insert(addr, slot);
                 slot
             }
@@ -213,16 +204,7 @@ impl Owners {
             files: IdTable::default(),
             last_peer: NONE,
         };
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = owner;
-                slot
-            }
-            None => {
-                self.slots.push(owner);
-                id32(self.slots.len() - 1)
-            }
-        };
+        let slot = put_in_slot(&mut self.slots, &mut self.free, owner);
         self.by_id.insert(id, slot);
         slot
     }
@@ -312,6 +294,21 @@ impl fmt::Debug for Index {
 }
 
 /// A `usize` known to fit a `u32` id.
+/// Stores `item` in a freed slot of `slots` if there is one, else in a new one; returns
+/// the slot.
+fn put_in_slot<T>(slots: &mut Vec<T>, free: &mut Vec<u32>, item: T) -> u32 {
+    match free.pop() {
+        Some(slot) => {
+            slots[slot as usize] = item;
+            slot
+        }
+        None => {
+            slots.push(item);
+            id32(slots.len() - 1)
+        }
+    }
+}
+
 fn id32(n: usize) -> u32 {
     u32::try_from(n).expect("fewer than 2^32 ids")
 }

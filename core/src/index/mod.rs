@@ -678,22 +678,8 @@ impl Index {
                 if len == 0 {
                     break;
                 }
-                let mut kept = 0;
-                for i in 0..len {
-                    let id = ids[i];
-                    match f.seek(id) {
-                        Some(next) if next == id => {
-                            ids[kept] = id;
-                            kept += 1;
-                        }
-                        Some(_) => {}
-                        // This list holds nothing from here on: neither does the result.
-                        None => {
-                            more = false;
-                            break;
-                        }
-                    }
-                }
+                let (kept, more_here) = f.retain(&mut ids[..len]);
+                more &= more_here;
                 // A list that passes nearly every candidate costs more seeks than the names
                 // it spares (a common word's): the rest of the walk goes without it.
                 if len >= USEFUL_FROM && (len - kept) * USEFUL_SHARE < len {

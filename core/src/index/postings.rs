@@ -1,20 +1,27 @@
 //! Posting lists: the ids of the entries whose names hold one trigram, ascending.
 //!
 //! Ids are handed out in registration order, so a list only ever grows at its end. It is
-//! stored as gaps between successive ids (minus one, so that consecutive ids cost nothing):
+//! stored as gaps between successive ids (minus one, so that consecutive ids cost nothing),
+//! in blocks of [`BLOCK`] gaps, each bit-packed at the width of its largest gap: one byte of
+//! width, then the gaps (`16 * width` bytes in a full block). Dense lists take a few bits an
+//! id, and a gap is read in place with one unaligned load, a shift and a mask.
 //!
-//! - every full block of [`BLOCK`] gaps is bit-packed at the width of its largest gap (one
-//!   byte of width, then `16 * width` bytes): dense lists take a few bits an id, and a gap is
-//!   read in place with one unaligned load, a shift and a mask;
-//! - the last, partial block (the "tail") is LEB128 varints, packed once it is full.
+//! The last block (the "tail") fills up in place: a gap wider than the tail's width
+//! re-packs the tail (at most `BLOCK - 1` gaps, and only as often as the width grows). So
+//! every id, tail or not, decodes the same branch-free way; the tail was LEB128 varints
+//! once, and decoding them byte by byte was a third of the search time on a small index.
+//!
+//! The bytes end in [`PAD`] zero bytes, so that every 8-byte load of a gap stays inside the
+//! list without a bounds check, and the tail's next gap is written by OR-ing into zeros.
 //!
 //! For each full block a skip entry records its last id and where the next block starts, so
 //! a cursor can jump to the block holding a target without decoding the blocks in between.
-//! On the benchmark's names this takes about 1.25 bytes an id (spare capacity and skips
-//! included), against 1.5 for varints alone.
 
 /// Gaps in a packed block.
 pub(super) const BLOCK: usize = 128;
+
+/// Zero bytes after the last block: an unaligned 8-byte load of any gap stays in the list.
+const PAD: usize = 8;
 
 /// The end of full block `j`: its last id and the byte offset just past it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +33,9 @@ struct Skip {
 /// One trigram's ascending entry ids, tombstones included (see the index's docs).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(super) struct Postings {
-    /// Packed blocks, then the tail's varints. The first gap is taken from `u32::MAX`
-    /// (wrapping), so it is `id + 1` and every gap is at least 1.
+    /// Full blocks, the tail (a width byte and its gaps), then [`PAD`] zeros; empty while
+    /// the list is. The first gap is taken from `u32::MAX` (wrapping), so it is `id + 1`
+    /// and every gap is at least 1.
     bytes: Vec<u8>,
     skips: Vec<Skip>,
     /// The last id pushed (meaningless while `count` is 0).
@@ -35,58 +43,126 @@ pub(super) struct Postings {
     count: u32,
 }
 
+/// Bits needed to write `gap`.
+fn bits(gap: u32) -> usize {
+    (32 - gap.leading_zeros()) as usize
+}
+
+/// The lowest `w` bits set (`w` up to 32).
+fn mask(w: usize) -> u64 {
+    (1u64 << w) - 1
+}
+
+/// The little-endian `u64` at `at`; the list's padding guarantees 8 bytes there.
+#[inline(always)]
+fn load(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Gap `i` of the block whose gaps start at `data`, packed `w` bits each.
+#[inline(always)]
+fn gap_at(bytes: &[u8], data: usize, i: usize, w: usize) -> u32 {
+    let bit = i * w;
+    ((load(bytes, data + bit / 8) >> (bit % 8)) & mask(w)) as u32
+}
+
 impl Postings {
     /// Appends `id`, which must be larger than every id already in the list.
     pub(super) fn push(&mut self, id: u32) {
         let prev = if self.count == 0 { u32::MAX } else { self.last };
         debug_assert!(self.count == 0 || id > self.last, "ids only grow");
-        if self.bytes.capacity() - self.bytes.len() < 5 {
-            // Grow by an eighth rather than doubling: most of the index's memory is here,
-            // and a geometric factor of 1.125 still costs O(1) copies per byte on average.
-            let extra = (self.bytes.len() / 8).max(16);
-            self.bytes.reserve_exact(extra);
+        let gap = id.wrapping_sub(prev) - 1;
+        if self.bytes.is_empty() {
+            self.grow_to(1 + PAD);
         }
-        write_varint(&mut self.bytes, id.wrapping_sub(prev) - 1);
+        let start = self.tail_start();
+        let n = self.tail_len();
+        let mut w = usize::from(self.bytes[start]);
+        if bits(gap) > w {
+            w = bits(gap);
+            self.repack_tail(w);
+        }
+        self.grow_to(start + 1 + ((n + 1) * w).div_ceil(8) + PAD);
+        self.put(start + 1, n * w, gap);
         self.last = id;
         self.count += 1;
-        if (self.count as usize).is_multiple_of(BLOCK) {
-            self.pack_tail();
+        if n + 1 == BLOCK {
+            self.close_block(start, w);
         }
     }
 
-    /// Replaces the tail's `BLOCK` varints with a packed block.
-    fn pack_tail(&mut self) {
-        let start = self.tail_start();
-        let mut gaps = [0u32; BLOCK];
-        let mut pos = start;
-        for g in &mut gaps {
-            *g = read_varint(&self.bytes, &mut pos);
-        }
-        debug_assert_eq!(pos, self.bytes.len());
-        self.bytes.truncate(start);
-        self.pack(&gaps);
-    }
-
-    /// Appends a packed block of `gaps` ending at `self.last`, and its skip entry.
-    fn pack(&mut self, gaps: &[u32; BLOCK]) {
-        let width = 32 - gaps.iter().fold(0, |a, &g| a | g).leading_zeros();
-        self.bytes.push(width as u8);
-        let mut buf = [0u8; PACKED_MAX + 8];
-        let w = width as usize;
-        for (i, &g) in gaps.iter().enumerate() {
-            let bit = i * w;
-            let at = bit / 8;
-            let word = u64::from(g) << (bit % 8);
-            let old = u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"));
-            buf[at..at + 8].copy_from_slice(&(old | word).to_le_bytes());
-        }
-        self.bytes.extend_from_slice(&buf[..16 * w]);
-        let at = u32::try_from(self.bytes.len()).expect("a posting list under 4 GiB");
+    /// The tail, full now, becomes a block: its skip entry, and the next tail's width
+    /// byte (already zero) and padding.
+    fn close_block(&mut self, start: usize, w: usize) {
+        let at = start + 1 + 16 * w;
+        self.grow_to(at + 1 + PAD);
+        let at = u32::try_from(at).expect("a posting list under 4 GiB");
         self.skips.push(Skip { id: self.last, at });
     }
 
+    /// Makes the bytes at least `len` long (zeros). The allocation grows by an eighth
+    /// rather than doubling (most of the index's memory is here, and a factor of 1.125
+    /// still costs O(1) copies per byte on average), and the bytes fill it: more zeros
+    /// than [`PAD`] after the tail do no harm, and the next pushes need no resize.
+    #[inline]
+    fn grow_to(&mut self, len: usize) {
+        let have = self.bytes.len();
+        if len <= have {
+            return;
+        }
+        self.bytes.reserve_exact((len - have).max(have / 8).max(16));
+        self.bytes.resize(self.bytes.capacity(), 0);
+    }
+
+    /// The bytes in use: up to the end of the tail's padding.
+    fn used(&self) -> usize {
+        if self.bytes.is_empty() {
+            return 0;
+        }
+        let start = self.tail_start();
+        let w = usize::from(self.bytes[start]);
+        start + 1 + (self.tail_len() * w).div_ceil(8) + PAD
+    }
+
+    /// Drops the zeros past the padding and the spare capacity.
+    fn shrink(&mut self) {
+        self.bytes.truncate(self.used());
+        self.bytes.shrink_to_fit();
+        self.skips.shrink_to_fit();
+    }
+
+    /// ORs `gap` into the zero bits at bit `bit` of the gaps starting at `data`.
+    fn put(&mut self, data: usize, bit: usize, gap: u32) {
+        let at = data + bit / 8;
+        let word = load(&self.bytes, at) | u64::from(gap) << (bit % 8);
+        self.bytes[at..at + 8].copy_from_slice(&word.to_le_bytes());
+    }
+
+    /// Re-writes the tail's gaps at width `w`, wider than its current one.
+    fn repack_tail(&mut self, w: usize) {
+        let start = self.tail_start();
+        let n = self.tail_len();
+        let old = usize::from(self.bytes[start]);
+        let mut gaps = [0u32; BLOCK];
+        for (i, g) in gaps[..n].iter_mut().enumerate() {
+            *g = gap_at(&self.bytes, start + 1, i, old);
+        }
+        self.bytes[start + 1..].fill(0);
+        self.bytes[start] = w as u8;
+        self.grow_to(start + 1 + (n * w).div_ceil(8) + PAD);
+        for (i, &g) in gaps[..n].iter().enumerate() {
+            self.put(start + 1, i * w, g);
+        }
+    }
+
+    /// Where the tail's width byte is.
     fn tail_start(&self) -> usize {
         self.skips.last().map_or(0, |s| s.at as usize)
+    }
+
+    /// Ids in the tail.
+    fn tail_len(&self) -> usize {
+        self.count as usize % BLOCK
     }
 
     /// Ids held, tombstones included.
@@ -143,8 +219,7 @@ impl Postings {
         }
         rw.kept.clear();
         rw.block = 0;
-        fresh.bytes.shrink_to_fit();
-        fresh.skips.shrink_to_fit();
+        fresh.shrink();
         *self = fresh;
         (read, true)
     }
@@ -159,15 +234,17 @@ impl Postings {
                 BLOCK
             }
             std::cmp::Ordering::Equal => {
-                let mut pos = self.tail_start();
-                let mut cur = self.skips.last().map_or(u32::MAX, |s| s.id);
-                let mut n = 0;
-                while pos < self.bytes.len() {
-                    cur = cur
-                        .wrapping_add(read_varint(&self.bytes, &mut pos))
-                        .wrapping_add(1);
-                    out[n] = cur;
-                    n += 1;
+                let n = self.tail_len();
+                if n > 0 {
+                    let start = self.tail_start();
+                    let w = usize::from(self.bytes[start]);
+                    let mut cur = self.skips.last().map_or(u32::MAX, |s| s.id);
+                    for (i, id) in out[..n].iter_mut().enumerate() {
+                        cur = cur
+                            .wrapping_add(gap_at(&self.bytes, start + 1, i, w))
+                            .wrapping_add(1);
+                        *id = cur;
+                    }
                 }
                 n
             }
@@ -198,20 +275,23 @@ impl Postings {
     /// Appends a full block of `ids` (ascending, above every id held) to a list whose ids
     /// fill whole blocks.
     fn push_block(&mut self, ids: &[u32]) {
-        debug_assert!((self.count as usize).is_multiple_of(BLOCK) && ids.len() == BLOCK);
+        debug_assert!(self.tail_len() == 0 && ids.len() == BLOCK);
         let mut prev = if self.count == 0 { u32::MAX } else { self.last };
         let mut gaps = [0u32; BLOCK];
         for (g, &id) in gaps.iter_mut().zip(ids) {
             *g = id.wrapping_sub(prev) - 1;
             prev = id;
         }
+        let w = bits(gaps.iter().fold(0, |a, &g| a | g));
+        let start = self.tail_start();
+        self.grow_to(start + 1 + 16 * w + PAD);
+        self.bytes[start] = w as u8;
+        for (i, &g) in gaps.iter().enumerate() {
+            self.put(start + 1, i * w, g);
+        }
         self.last = prev;
         self.count += BLOCK as u32;
-        if self.bytes.capacity() - self.bytes.len() < PACKED_MAX + 1 {
-            let extra = (self.bytes.len() / 8).max(PACKED_MAX + 1);
-            self.bytes.reserve_exact(extra);
-        }
-        self.pack(&gaps);
+        self.close_block(start, w);
     }
 
     /// Heap bytes held.
@@ -234,9 +314,14 @@ impl Postings {
         for &id in &ids {
             again.push(id);
         }
+        let used = self.used();
         assert_eq!(
-            (&again.bytes, &again.skips, again.count),
-            (&self.bytes, &self.skips, self.count)
+            (&again.bytes[..again.used()], &again.skips, again.count),
+            (&self.bytes[..used], &self.skips, self.count)
+        );
+        assert!(
+            self.bytes[used..].iter().all(|&b| b == 0),
+            "zeros after the padding"
         );
         if let Some(&last) = ids.last() {
             assert_eq!(last, self.last);
@@ -273,54 +358,27 @@ impl Rewrite {
     }
 }
 
-/// The most bytes a packed block takes (width 32), less its width byte.
-const PACKED_MAX: usize = 16 * 32;
-
-/// The little-endian `u64` at `at` (zero past the end of `bytes`).
-#[inline]
-fn read_u64(bytes: &[u8], at: usize) -> u64 {
-    match bytes.get(at..at + 8) {
-        Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")),
-        None => {
-            let mut b = [0u8; 8];
-            let rest = &bytes[at.min(bytes.len())..];
-            b[..rest.len()].copy_from_slice(rest);
-            u64::from_le_bytes(b)
-        }
-    }
-}
-
-/// Decodes the packed block of width `W` at the start of `data` (which may end right after
-/// it), adding its gaps to `base`. A constant width lets the compiler unroll the loop with
-/// constant shifts and masks.
+/// Decodes the full packed block of width `W` at the start of `data` (which holds at least
+/// 8 bytes more: the list's padding), adding its gaps to `base`. A constant width lets the
+/// compiler unroll the loop with constant shifts and masks.
 #[inline(never)]
 fn unpack<const W: usize>(data: &[u8], base: u32, out: &mut [u32; BLOCK]) {
-    // Each gap is read with an unaligned 8-byte load, which may reach up to 8 bytes past the
-    // block: read in place when the list has them, else from a padded copy.
-    let need = 16 * W + 8;
-    let mut pad = [0u8; PACKED_MAX + 8];
-    let data = match data.get(..need) {
-        Some(d) => d,
-        None => {
-            let d = &data[..16 * W];
-            pad[..d.len()].copy_from_slice(d);
-            &pad[..need]
-        }
-    };
-    let mask = if W == 32 {
-        u64::from(u32::MAX)
-    } else {
-        (1u64 << W) - 1
-    };
+    let data = &data[..16 * W + 8];
     let mut cur = base;
     for (i, id) in out.iter_mut().enumerate() {
         let bit = i * W;
         let at = bit / 8;
         let word = u64::from_le_bytes(data[at..at + 8].try_into().expect("8 bytes")) >> (bit % 8);
-        cur = cur.wrapping_add((word & mask) as u32).wrapping_add(1);
+        cur = cur.wrapping_add((word & mask(W)) as u32).wrapping_add(1);
         *id = cur;
     }
 }
+
+/// Candidates a block decoded whole may cost each: when the blocks spanning a run of
+/// candidates hold at most this many ids per candidate, they are decoded and merged with
+/// the candidates (no branch to mispredict); past it, each candidate seeks on its own,
+/// skipping whole blocks.
+const MERGE_RATIO: usize = 4;
 
 /// A position in a posting list. It reads packed gaps in place, one at a time, so a seek
 /// that lands early in a block decodes only what it passes.
@@ -329,12 +387,10 @@ pub(super) struct Cursor<'a> {
     list: &'a Postings,
     /// The block being read; `skips.len()` for the tail.
     block: usize,
-    /// Within a packed block: the next gap's index, the width, where the gaps start.
+    /// The next gap's index, the width, where the gaps start.
     idx: usize,
     width: usize,
     data: usize,
-    /// Within the tail: the next varint's offset.
-    pos: usize,
     /// The id last returned (or the one before the block, when `idx` is 0).
     cur: u32,
     started: bool,
@@ -348,7 +404,6 @@ impl<'a> Cursor<'a> {
             idx: 0,
             width: 0,
             data: 0,
-            pos: 0,
             cur: u32::MAX,
             started: false,
         };
@@ -366,44 +421,29 @@ impl<'a> Cursor<'a> {
         self.block = j;
         self.cur = base;
         self.idx = 0;
-        if j < list.skips.len() {
-            self.width = usize::from(list.bytes[start]);
-            self.data = start + 1;
-        } else {
-            self.pos = start;
-        }
+        self.width = list.bytes.get(start).map_or(0, |&w| usize::from(w));
+        self.data = start + 1;
     }
 
-    /// Reads the next id of the current block or tail, if any is left there.
-    #[inline]
-    fn step(&mut self) -> Option<u32> {
-        let list = self.list;
-        if self.block < list.skips.len() {
-            if self.idx == BLOCK {
-                return None;
-            }
-            let bit = self.idx * self.width;
-            let word = read_u64(&list.bytes, self.data + bit / 8) >> (bit % 8);
-            let gap = (word & ((1u64 << self.width) - 1)) as u32;
-            self.idx += 1;
-            self.cur = self.cur.wrapping_add(gap).wrapping_add(1);
+    /// Ids in the current block.
+    fn block_len(&self) -> usize {
+        if self.block < self.list.skips.len() {
+            BLOCK
         } else {
-            if self.pos >= list.bytes.len() {
-                return None;
-            }
-            let gap = read_varint(&list.bytes, &mut self.pos);
-            self.cur = self.cur.wrapping_add(gap).wrapping_add(1);
+            self.list.tail_len()
         }
-        Some(self.cur)
     }
 
     /// The next id, in ascending order.
     #[inline]
     pub(super) fn next(&mut self) -> Option<u32> {
         loop {
-            if let Some(id) = self.step() {
+            if self.idx < self.block_len() {
+                let gap = gap_at(&self.list.bytes, self.data, self.idx, self.width);
+                self.idx += 1;
+                self.cur = self.cur.wrapping_add(gap).wrapping_add(1);
                 self.started = true;
-                return Some(id);
+                return Some(self.cur);
             }
             if self.block >= self.list.skips.len() {
                 return None;
@@ -431,123 +471,147 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// [`Cursor::seek`] to a target past the current block, or in the tail: finds the first
-    /// block ending at or past it, galloping over the skips (targets are usually near), and
-    /// reads on from that block's start.
+    /// The first block from the current one on that ends at or past `target` (the tail,
+    /// `skips.len()`, when none does), galloping over the skips: targets are usually near.
+    fn block_of(&self, target: u32) -> usize {
+        let skips = &self.list.skips;
+        let j = self.block;
+        if j >= skips.len() || skips[j].id >= target {
+            return j;
+        }
+        let mut lo = j;
+        let mut step = 1;
+        let hi = loop {
+            let probe = lo + step;
+            if probe >= skips.len() || skips[probe].id >= target {
+                break probe.min(skips.len());
+            }
+            lo = probe;
+            step *= 2;
+        };
+        lo + 1 + skips[lo + 1..hi].partition_point(|s| s.id < target)
+    }
+
+    /// [`Cursor::seek`] to a target past the current block, or in the tail: finds the
+    /// block holding it and reads on from that block's start.
     #[inline(never)]
     fn seek_far(&mut self, target: u32) -> Option<u32> {
         let list = self.list;
         if list.count == 0 || target > list.last {
-            // Past the end: the cursor ends as having read every id.
-            self.enter(list.skips.len());
-            self.pos = list.bytes.len();
-            self.cur = list.last;
-            self.started = list.count > 0;
+            self.finish();
             return None;
         }
-        let skips = &list.skips;
-        let j = self.block;
-        if j < skips.len() && skips[j].id < target {
-            let mut lo = j;
-            let mut step = 1;
-            let hi = loop {
-                let probe = lo + step;
-                if probe >= skips.len() || skips[probe].id >= target {
-                    break probe.min(skips.len());
-                }
-                lo = probe;
-                step *= 2;
-            };
-            self.enter(lo + 1 + skips[lo + 1..hi].partition_point(|s| s.id < target));
+        let j = self.block_of(target);
+        if j != self.block {
+            self.enter(j);
         }
+        // The block ends at or past `target` (the tail ends at `list.last`).
         self.started = true;
-        if self.block < skips.len() {
-            self.cur = self.seek_in_block(target);
-        } else {
-            // The tail, which ends at `list.last`, at least `target`; the cursor is before
-            // `target` (`cur` is below it, or the list's start), so the loop reads at least one
-            // id and ends at the tail's end at the latest.
-            let mut cur = self.cur;
-            loop {
-                cur = cur
-                    .wrapping_add(read_varint(&list.bytes, &mut self.pos))
-                    .wrapping_add(1);
-                if cur >= target {
-                    break;
-                }
-            }
-            self.cur = cur;
-        }
+        self.cur = self.seek_in_block(target);
         Some(self.cur)
     }
 
-    /// Reads on in the current packed block to the first id at least `target`, which the
-    /// caller knows is in it.
+    /// Moves past the end: the cursor ends as having read every id.
+    fn finish(&mut self) {
+        let list = self.list;
+        self.enter(list.skips.len());
+        self.idx = list.tail_len();
+        self.cur = list.last;
+        self.started = list.count > 0;
+    }
+
+    /// Reads on in the current block to the first id at least `target`, which the caller
+    /// knows is in it.
     #[inline(always)]
     fn seek_in_block(&mut self, target: u32) -> u32 {
         let w = self.width;
-        let bytes = &self.list.bytes;
         if w == 0 {
             // Consecutive ids.
             self.idx += (target - self.cur.wrapping_add(1)) as usize + 1;
             return target;
         }
-        let mask = (1u64 << w) - 1;
+        let bytes = &self.list.bytes[self.data..];
+        let mask = mask(w);
         let mut idx = self.idx;
         let mut bit = idx * w;
         let mut cur = self.cur;
-        // Each gap is read with an unaligned 8-byte load, which may reach up to 8 bytes past
-        // the block; when the list does not have them (its last block, no tail) the slow
-        // path pads.
-        match bytes.get(self.data..self.data + 16 * w + 8) {
-            Some(data) => loop {
-                let at = bit / 8;
-                let word = u64::from_le_bytes(data[at..at + 8].try_into().expect("8 bytes"));
-                cur = cur
-                    .wrapping_add(((word >> (bit % 8)) & mask) as u32)
-                    .wrapping_add(1);
-                idx += 1;
-                bit += w;
-                if cur >= target {
-                    break;
-                }
-            },
-            None => loop {
-                let word = read_u64(bytes, self.data + bit / 8) >> (bit % 8);
-                cur = cur.wrapping_add((word & mask) as u32).wrapping_add(1);
-                idx += 1;
-                bit += w;
-                if cur >= target {
-                    break;
-                }
-            },
+        loop {
+            let word = load(bytes, bit / 8);
+            cur = cur
+                .wrapping_add(((word >> (bit % 8)) & mask) as u32)
+                .wrapping_add(1);
+            idx += 1;
+            bit += w;
+            if cur >= target {
+                break;
+            }
         }
         self.idx = idx;
         cur
     }
-}
 
-#[inline]
-fn write_varint(out: &mut Vec<u8>, mut v: u32) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-#[inline]
-fn read_varint(bytes: &[u8], pos: &mut usize) -> u32 {
-    let mut v = 0u32;
-    let mut shift = 0;
-    loop {
-        let b = bytes[*pos];
-        *pos += 1;
-        v |= u32::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return v;
+    /// Keeps, in order at the front of `ids`, those of `ids` (ascending, none below an id
+    /// this cursor passed) that the list holds; returns how many, and `false` when the
+    /// list holds nothing past the last of `ids` (so no later candidate can pass either).
+    ///
+    /// Where the list is dense around the candidates, the blocks spanning them are decoded
+    /// whole and merged with them, branch-free; where it is sparse, each candidate seeks,
+    /// jumping over the blocks between.
+    pub(super) fn retain(&mut self, ids: &mut [u32]) -> (usize, bool) {
+        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+            return (0, true);
+        };
+        let list = self.list;
+        if list.count == 0 || first > list.last {
+            self.finish();
+            return (0, false);
         }
-        shift += 7;
+        let from = self.block_of(first);
+        let to = self.block_of(last);
+        if (to - from + 1) * BLOCK > MERGE_RATIO * ids.len() {
+            let mut kept = 0;
+            for i in 0..ids.len() {
+                let id = ids[i];
+                match self.seek(id) {
+                    Some(next) => {
+                        ids[kept] = id;
+                        kept += usize::from(next == id);
+                    }
+                    None => return (kept, false),
+                }
+            }
+            return (kept, true);
+        }
+        let mut buf = [0u32; BLOCK];
+        let (mut i, mut kept) = (0, 0);
+        let mut b = from;
+        loop {
+            let m = list.chunk(b, &mut buf);
+            let mut j = 0;
+            while i < ids.len() && j < m {
+                let (a, x) = (ids[i], buf[j]);
+                ids[kept] = a;
+                kept += usize::from(a == x);
+                i += usize::from(a <= x);
+                j += usize::from(x <= a);
+            }
+            if i == ids.len() {
+                break;
+            }
+            if b >= list.skips.len() {
+                // The list ended below the remaining candidates.
+                self.finish();
+                return (kept, false);
+            }
+            b += 1;
+        }
+        // On to the block holding the last candidate, from its start: later targets are
+        // above every candidate.
+        if b != self.block || self.started {
+            self.enter(b);
+            self.started = false;
+        }
+        (kept, true)
     }
 }
 
@@ -715,7 +779,7 @@ mod tests {
         }
     }
 
-    /// Seeks in a list that is all tail (varints), from every position, and past its end.
+    /// Seeks in a list that is all tail, from every position, and past its end.
     #[test]
     fn seeks_in_the_tail() {
         for ids in [
@@ -780,6 +844,97 @@ mod tests {
             for &id in &ids {
                 assert_eq!(c.seek(id), Some(id), "width {w}");
             }
+        }
+    }
+
+    /// A small seeded generator (xorshift), for the randomized tests below.
+    struct Xs(u64);
+
+    impl Xs {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+
+        /// Ascending ids from `from` with gaps of 1 up to `spread`, `count` of them.
+        fn ids(&mut self, from: u32, spread: u64, count: usize) -> Vec<u32> {
+            let mut id = u64::from(from);
+            (0..count)
+                .map(|_| {
+                    id += 1 + self.below(spread);
+                    id as u32
+                })
+                .collect()
+        }
+    }
+
+    /// `retain` keeps exactly the candidates the list holds, chunk after chunk, whichever
+    /// way it takes (merging decoded blocks where the list is dense around the candidates,
+    /// seeking where it is sparse), mixed with plain seeks, and says the list ended only
+    /// when it holds nothing past the chunk.
+    #[test]
+    fn retain_keeps_exactly_the_candidates_the_list_holds() {
+        let mut rng = Xs(0x9E37_79B9_7F4A_7C15);
+        for round in 0..400 {
+            let spread = [1, 2, 3, 40, 900, 30_000][round % 6];
+            let len = [0, 1, 5, 127, 128, 129, 300, 2000][rng.below(8) as usize];
+            let from = rng.below(50) as u32;
+            let ids = rng.ids(from, spread, len);
+            let held: std::collections::BTreeSet<u32> = ids.iter().copied().collect();
+            let p = list(&ids);
+            let top = ids.last().map_or(1000, |&l| u64::from(l) + 500);
+            let cand_spread = [1, 4, 64, 5000][rng.below(4) as usize].min(top);
+            let count = (top / cand_spread) as usize;
+            let mut candidates = rng.ids(0, cand_spread, count.min(3000));
+            // Half the candidates of some rounds are the list's own ids.
+            if round % 3 == 0 {
+                candidates.extend(ids.iter().step_by(2));
+                candidates.sort_unstable();
+                candidates.dedup();
+            }
+            let mut c = p.cursor();
+            let mut floor = 0;
+            let mut rest = &candidates[..];
+            while !rest.is_empty() {
+                let n = (1 + rng.below(BLOCK as u64) as usize).min(rest.len());
+                let (chunk, after) = rest.split_at(n);
+                rest = after;
+                if rng.below(4) == 0 {
+                    // A plain seek between chunks, to a target at or below the chunk's (and
+                    // above the last chunk's: a cursor never goes back).
+                    let target = chunk[0].saturating_sub(rng.below(3) as u32).max(floor);
+                    let want = held.range(target..).next().copied();
+                    assert_eq!(c.seek(target), want, "round {round}");
+                }
+                floor = chunk[n - 1] + 1;
+                let mut got = chunk.to_vec();
+                let (kept, more) = c.retain(&mut got);
+                let want: Vec<u32> = chunk.iter().copied().filter(|i| held.contains(i)).collect();
+                assert_eq!(&got[..kept], &want[..], "round {round}");
+                if !more {
+                    let last = *chunk.last().expect("a chunk");
+                    assert!(held.range(last + 1..).next().is_none(), "round {round}");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// A tail re-packed wider as its gaps grow (and a full block after it) stores and reads
+    /// the same ids as a list built in one go.
+    #[test]
+    fn the_tail_repacks_as_its_gaps_widen() {
+        let mut ids = Vec::new();
+        let mut id = 0u32;
+        for k in 0..(3 * BLOCK as u32 + 17) {
+            id += 1 + (1 << (k % 29)) / 3;
+            ids.push(id);
+            let p = list(&ids);
+            assert_eq!(p.check(), ids);
+            assert_eq!(p.cursor().seek(id), Some(id));
+            assert_eq!(p.cursor().seek(id + 1), None);
         }
     }
 

@@ -954,7 +954,8 @@ mod tests {
             let (na, nb) = (rng.below(40) as usize, rng.below(60) as usize);
             let (sa, sb) = (1 + rng.below(4), 1 + rng.below(4));
             let a = rng.ids(0, sa, na);
-            let b = rng.ids(rng.below(3) as u32, sb, nb);
+            let from = rng.below(3) as u32;
+            let b = rng.ids(from, sb, nb);
             let want: Vec<u32> = a.iter().copied().filter(|x| b.contains(x)).collect();
             let mut got = a.clone();
             let kept = intersect(&mut got, &b);

@@ -150,7 +150,3 @@ fn pipelined_round(bencher: Bencher, loose: u64) {
             }
         });
 }
-#[divan::bench(sample_count = 80)]
-fn tmpsel(bencher: Bencher) {
-    pipelined_round(bencher, 0)
-}

@@ -1,9 +1,14 @@
 //! A short run of the `loadgen` binary against a real server of each runtime: it must
 //! finish with exit status 0, no error of any kind, a nonzero throughput, and every file
 //! it registered found by the final check. And against a server whose result cap is not
-//! the one `loadgen` expects, it must fail: it notices files missing from replies.
+//! the one `loadgen` expects, it must fail: it notices files missing from replies. And
+//! against a server that lists wrong files, it must say what is wrong with each.
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
 use std::time::Instant;
 
 use napshare_tests::node::{Runtime, ServerProc};
@@ -196,4 +201,122 @@ fn notices_missing_results() {
     assert_eq!(run.code, Some(1), "{}\n{}", run.json, run.stderr);
     assert!(run.num(&["errors", "missing"]) > 0.0, "{}", run.json);
     assert!(run.json.contains("left out"), "{}", run.json);
+}
+
+/// Files a lying server holds: (name, peer as joined, size).
+type Shared = Arc<Mutex<Vec<(String, String, u64)>>>;
+
+/// A classic index server that answers every request, but lists one wrong `FILE` line
+/// in each reply that has results, in turn: a wrong size, a name nobody shares, and a
+/// file of the right client whose name does not hold the pattern.
+fn lying_server() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let files: Shared = Arc::default();
+    let searches = Arc::new(Mutex::new(0u64));
+    thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let (files, searches) = (Arc::clone(&files), Arc::clone(&searches));
+            thread::spawn(move || lie_to(stream, &files, &searches));
+        }
+    });
+    addr
+}
+
+fn lie_to(stream: TcpStream, files: &Shared, searches: &Mutex<u64>) {
+    let mut out = stream.try_clone().expect("clone");
+    let mut peer = String::new();
+    for line in BufReader::new(stream).lines().map_while(Result::ok) {
+        let reply = match line.split_once(' ') {
+            Some(("JOIN", addr)) => {
+                peer = addr.to_owned();
+                "CONFIRMJOIN\n".to_owned()
+            }
+            Some(("CREATEFILE", rest)) => {
+                let (name, size) = rest.rsplit_once(' ').expect("name and size");
+                let mut files = files.lock().unwrap();
+                files.retain(|(n, p, _)| !(n == name && *p == peer));
+                files.push((name.to_owned(), peer.clone(), size.parse().expect("a size")));
+                format!("CONFIRMCREATEFILE {name}\n")
+            }
+            Some(("DELETEFILE", name)) => {
+                files
+                    .lock()
+                    .unwrap()
+                    .retain(|(n, p, _)| !(n == name && *p == peer));
+                format!("CONFIRMDELETEFILE {name}\n")
+            }
+            Some(("SEARCH", pattern)) => {
+                let files = files.lock().unwrap();
+                let mut hits: Vec<_> = files.iter().filter(|f| f.0.contains(pattern)).collect();
+                let mut reply = String::new();
+                if let Some(&&(ref name, ref owner, size)) = hits.first() {
+                    let mut n = searches.lock().unwrap();
+                    *n += 1;
+                    let other = files
+                        .iter()
+                        .find(|f| f.1 == *owner && !f.0.contains(pattern));
+                    match (*n % 3, other) {
+                        (0, _) => reply += &format!("FILE {name} {owner} {}\n", size + 1),
+                        (1, _) | (_, None) => {
+                            reply += &format!("FILE zz-never-shared.bin {owner} {size}\n");
+                        }
+                        (_, Some((other, _, size))) => {
+                            reply += &format!("FILE {other} {owner} {size}\n");
+                        }
+                    }
+                    if n.is_multiple_of(3) {
+                        hits.remove(0);
+                    }
+                }
+                for (name, owner, size) in hits {
+                    reply += &format!("FILE {name} {owner} {size}\n");
+                }
+                if reply.is_empty() {
+                    reply += "NORESULT\n";
+                }
+                reply + "ENDSEARCH\n"
+            }
+            None if line == "LEAVE" => {
+                files.lock().unwrap().retain(|f| f.1 != peer);
+                let _ = out.write_all(b"CONFIRMLEAVE\n");
+                return;
+            }
+            _ => continue,
+        };
+        if out.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Every kind of wrong `FILE` line is caught and said as what it is.
+#[test]
+fn notices_wrong_results() {
+    let addr = lying_server().to_string();
+    let run = loadgen(&[
+        "--server",
+        &addr,
+        "--clients",
+        "5",
+        "--files",
+        "20",
+        "--requests",
+        "300",
+        "--seed",
+        "5",
+        "--loose",
+        "50",
+        "--examples",
+        "1000",
+    ]);
+    assert_eq!(run.code, Some(1), "{}\n{}", run.json, run.stderr);
+    assert!(run.num(&["errors", "bad_result"]) > 0.0, "{}", run.json);
+    for what in [
+        "registered with",
+        "never registered that name",
+        "the name does not contain the pattern",
+    ] {
+        assert!(run.json.contains(what), "no {what:?} in {}", run.json);
+    }
 }

@@ -110,6 +110,8 @@ struct Conn {
     /// Waiting for a rate token.
     queued: bool,
     ip: Option<IpAddr>,
+    /// The address it joined with (`ip:port`), as a server lists it in `FILE` lines.
+    peer: Vec<u8>,
     /// When the current wait began (connect, leave).
     since: u64,
 }
@@ -134,6 +136,7 @@ impl Conn {
             tasks: Vec::new(),
             queued: false,
             ip: None,
+            peer: Vec::new(),
             since: 0,
         }
     }
@@ -548,6 +551,7 @@ impl<'a> Engine<'a> {
                 None => line.extend_from_slice(b"127.0.0.1:"),
             }
             push_num(&mut line, port);
+            self.conns[c].peer = line[b"JOIN ".len()..].to_vec();
             line.push(b'\n');
             self.send(c, Kind::Join, 0, &line, None);
         }
@@ -847,10 +851,28 @@ impl<'a> Engine<'a> {
         else {
             return Err("not NAME PEER SIZE".into());
         };
-        let size = std::str::from_utf8(size)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or("the size is not a number")?;
+        let size = parse_num(size).ok_or("the size is not a number")?;
+        let owner = self.owner_of(peer)?;
+        let slot = self.slot_named(req, owner, name)?;
+        if self.conns[owner].state != State::Dead {
+            self.model
+                .check_listed(slot, size, req.tick)
+                .map_err(|why| format!("client {owner}'s file: {why}"))?;
+        }
+        Ok(slot)
+    }
+
+    /// The client a `FILE` line's peer names. Most lines name it exactly as it joined,
+    /// which a byte comparison confirms; any other form is parsed.
+    fn owner_of(&self, peer: &[u8]) -> Result<usize, String> {
+        let port = peer.rsplit(|&b| b == b':').next().and_then(parse_num);
+        if let Some(owner) =
+            port.map(|p| (p as usize).wrapping_sub(usize::from(self.cfg.port_base)))
+        {
+            if self.conns.get(owner).is_some_and(|c| c.peer == peer) {
+                return Ok(owner);
+            }
+        }
         let (ip, port) = std::str::from_utf8(peer)
             .ok()
             .and_then(parse_peer)
@@ -864,18 +886,31 @@ impl<'a> Engine<'a> {
                 return Err(format!("client {owner} connected from {expected}"));
             }
         }
+        Ok(owner)
+    }
+
+    /// The slot of `owner` that a `FILE` line of the reply to `req` names, if it contains
+    /// the pattern. Looked up first among the pattern's own slots (those of `owner` are a
+    /// few at most), which is also the proof that the name contains the pattern; else by
+    /// the name, for the error or for a name search's other matches.
+    fn slot_named(&self, req: Req, owner: usize, name: &[u8]) -> Result<u32, String> {
+        let pattern = &self.model.patterns[req.target as usize];
+        let per = self.model.per_client as u32;
+        let (lo, hi) = (owner as u32 * per, (owner as u32 + 1) * per);
+        let from = pattern.postings.partition_point(|&s| s < lo);
+        let known = pattern.postings[from..]
+            .iter()
+            .take_while(|&&s| s < hi)
+            .find(|&&s| self.model.name(s).as_bytes() == name);
+        if let Some(&slot) = known {
+            return Ok(slot);
+        }
         let slot = self
             .model
             .find(owner, name)
             .ok_or_else(|| format!("client {owner} never registered that name"))?;
-        let pattern = self.model.patterns[req.target as usize].text.as_bytes();
-        if memfind(name, pattern).is_none() {
+        if memfind(name, pattern.text.as_bytes()).is_none() {
             return Err("the name does not contain the pattern".into());
-        }
-        if self.conns[owner].state != State::Dead {
-            self.model
-                .check_listed(slot, size, req.tick)
-                .map_err(|why| format!("client {owner}'s file: {why}"))?;
         }
         Ok(slot)
     }
@@ -1392,6 +1427,20 @@ impl<'a> Engine<'a> {
     }
 }
 
+/// A decimal `u64`, without going through `str`.
+fn parse_num(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        if d.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
 fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() {
         return Some(0);
@@ -1432,5 +1481,11 @@ mod tests {
         v.push(b' ');
         push_num(&mut v, 18446744073709551615);
         assert_eq!(v, b"0 18446744073709551615");
+        assert_eq!(parse_num(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_num(b"18446744073709551616"), None);
+        assert_eq!(parse_num(b"007"), Some(7));
+        for bad in [&b""[..], b"-1", b"1x", b" 1", b"+1"] {
+            assert_eq!(parse_num(bad), None, "{bad:?}");
+        }
     }
 }

@@ -31,10 +31,14 @@
 //!   next two rarest lists (seeking forward in them; a list that drops almost nothing is left
 //!   out for the rest of the walk), looks up the names of the block's remaining live ids
 //!   together (their cache misses overlap), and confirms each with a real substring test.
-//! - **Short patterns** (0, 1 or 2 bytes) have no trigram: they scan the live entries in order
-//!   and stop at the cap. Such patterns match most names, so the cap comes quickly; a short
-//!   pattern that matches little (a rare byte pair) costs a scan of the whole index (about
-//!   25 ms at a million names).
+//! - **Short patterns** (1 or 2 bytes) have no trigram of their own, but every name that
+//!   holds one is in the list of some trigram containing it, or (under three bytes) in the
+//!   list of short names, posted under a key no trigram has. A short pattern that some list
+//!   shows to be common (one live entry in [`SCAN_SHARE`]) scans the entries in order and
+//!   soon meets the cap; a rarer one walks the union of those lists in id order (a merge on
+//!   a heap). So a byte pair in no name costs a pass over the trigram table, not a scan of
+//!   every name (which took 100 ms at ten million). The empty pattern scans: everything
+//!   matches it.
 //! - **Owners**: each owner has a table of its entry ids by name hash (open addressing, see
 //!   `table.rs`): it finds the entry a re-registration or an unregistration means, and it is
 //!   the owner's file list, so removing an owner touches only its own entries. Entries do not
@@ -53,7 +57,7 @@
 //! sweep share); `unregister` O(name length); `remove_owner` O(files of the owner);
 //! `set_peer` O(files of the owner); `search` with a pattern of 3 bytes or more O(length of
 //! its rarest trigram's list, at most `n` plus tombstones), usually far less; shorter
-//! patterns O(entries scanned before the cap is reached). Nothing iterates a hash table to
+//! patterns O(trigrams in the table) plus the entries scanned or merged before the cap. Nothing iterates a hash table to
 //! produce output: results come from id order alone, so they are deterministic.
 //!
 //! The id space is `u32`: when more than `u32::MAX - 1` files have been registered over the
@@ -104,6 +108,11 @@ pub const MAX_STEP: usize = 1 << 16;
 
 /// Ids a segment of entries covers, as a power of two.
 const SEG_BITS: u32 = 12;
+
+/// A pattern of one or two bytes scans the entries when one of its lists holds at least
+/// one live entry in this many (then the scan meets the cap within about this many times
+/// the cap's entries); rarer ones walk the union of their lists.
+const SCAN_SHARE: usize = 16;
 
 /// How many of the next rarest lists narrow the rarest one.
 const FILTERS: usize = 2;
@@ -236,6 +245,8 @@ struct Tuning {
     min_stale: usize,
     max_step: usize,
     id_limit: u32,
+    /// A short pattern scans when one of its lists holds at least one entry in this many.
+    scan_share: usize,
 }
 
 impl Default for Tuning {
@@ -245,6 +256,7 @@ impl Default for Tuning {
             min_stale: MIN_STALE,
             max_step: MAX_STEP,
             id_limit: NONE,
+            scan_share: SCAN_SHARE,
         }
     }
 }
@@ -319,12 +331,19 @@ fn gram(w: &[u8]) -> u32 {
     u32::from(w[0]) << 16 | u32::from(w[1]) << 8 | u32::from(w[2])
 }
 
-/// The distinct trigrams of `s`, sorted, into `out`.
+/// The key a name too short for a trigram is posted under (no trigram reaches 2^24).
+const SHORT: u32 = 1 << 24;
+
+/// The distinct trigrams of `s`, sorted, into `out`; [`SHORT`] alone for a name of fewer
+/// than three bytes, so that every name is in some list.
 fn grams_of(s: &[u8], out: &mut Vec<u32>) {
     out.clear();
     out.extend(s.windows(3).map(gram));
     out.sort_unstable();
     out.dedup();
+    if s.len() < 3 {
+        out.push(SHORT);
+    }
 }
 
 /// Whether `hay` contains the finder's needle, byte-wise.
@@ -362,8 +381,9 @@ impl Index {
     }
 
     /// An index with tiny segments (`2^seg_bits` ids), sweeps that start at `min_stale` dead
-    /// ids and read at most `max_step` postings a call, and ids that run out at `id_limit`:
-    /// so that tests of a few hundred files reach every path. For tests only.
+    /// ids and read at most `max_step` postings a call, ids that run out at `id_limit`, and
+    /// short patterns that never scan: so that tests of a few hundred files reach every
+    /// path. For tests only.
     #[doc(hidden)]
     pub fn for_tests(seg_bits: u32, min_stale: usize, max_step: usize, id_limit: u32) -> Self {
         Self::with_tuning(Tuning {
@@ -371,6 +391,7 @@ impl Index {
             min_stale,
             max_step: max_step.max(1),
             id_limit,
+            scan_share: 0,
         })
     }
 
@@ -653,7 +674,10 @@ impl Index {
             found < cap
         };
         let Some(rarest) = rarest else {
-            self.entries.scan(report);
+            match self.short_lists(pattern.as_bytes()) {
+                Some(lists) => self.union(&lists, report),
+                None => self.entries.scan(report),
+            }
             return found;
         };
         let [Some(driver), rest @ ..] = rarest else {
@@ -702,6 +726,68 @@ impl Index {
             }
         }
         found
+    }
+
+    /// The lists that hold every name containing `pattern` (at most 2 bytes): those of the
+    /// trigrams containing it and the short names'. `None` when scanning is cheaper: the
+    /// pattern is empty, or common enough that a scan soon meets the cap.
+    fn short_lists(&self, pattern: &[u8]) -> Option<Vec<&Postings>> {
+        if pattern.is_empty() {
+            return None;
+        }
+        let mut lists: Vec<u32> = match *pattern {
+            // The 512 trigrams `xy?` and `?xy`, looked up: fewer than the table holds.
+            [x, y] => (0..=255u8)
+                .flat_map(|z| [gram(&[x, y, z]), gram(&[z, x, y])])
+                .filter_map(|g| self.grams.get(g))
+                .collect(),
+            _ => self
+                .grams
+                .pairs()
+                .filter(|&(g, _)| {
+                    let bytes = [(g >> 16) as u8, (g >> 8) as u8, g as u8];
+                    g != SHORT && bytes.windows(pattern.len()).any(|w| w == pattern)
+                })
+                .map(|(_, list)| list)
+                .collect(),
+        };
+        lists.extend(self.grams.get(SHORT));
+        lists.sort_unstable();
+        lists.dedup();
+        let lists: Vec<&Postings> = lists.iter().map(|&l| &self.lists[l as usize]).collect();
+        let most = lists.iter().map(|l| l.count() as usize).max().unwrap_or(0);
+        (most.saturating_mul(self.tuning.scan_share) < self.live).then_some(lists)
+    }
+
+    /// Reports the live entries of the union of `lists` in id order, once each, until
+    /// `report` says stop: a merge of their cursors on a heap, by next id.
+    fn union(&self, lists: &[&Postings], mut report: impl FnMut(Entry<'_>) -> bool) {
+        use std::cmp::Reverse;
+        let mut cursors: Vec<Cursor<'_>> = lists.iter().map(|l| l.cursor()).collect();
+        let mut heap: std::collections::BinaryHeap<Reverse<(u32, usize)>> = cursors
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, c)| c.next().map(|id| Reverse((id, i))))
+            .collect();
+        let mut last = None;
+        while let Some(mut top) = heap.peek_mut() {
+            let Reverse((id, i)) = *top;
+            match cursors[i].next() {
+                Some(next) => *top = Reverse((next, i)),
+                None => {
+                    std::collections::binary_heap::PeekMut::pop(top);
+                }
+            }
+            if last == Some(id) {
+                continue;
+            }
+            last = Some(id);
+            if let Some(e) = self.entries.get(id) {
+                if !report(e) {
+                    return;
+                }
+            }
+        }
     }
 
     /// The number of files shared by everyone.
@@ -836,7 +922,12 @@ impl Index {
             for &id in &ids {
                 match e.get(id) {
                     Some(entry) => {
-                        assert!(entry.name.as_bytes().windows(3).any(|w| w == bytes));
+                        let name = entry.name.as_bytes();
+                        assert!(if g == SHORT {
+                            name.len() < 3
+                        } else {
+                            name.windows(3).any(|w| w == bytes)
+                        });
                         pairs.push((id, g));
                     }
                     None => dead.push(id),

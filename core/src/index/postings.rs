@@ -23,6 +23,9 @@ pub(super) const BLOCK: usize = 128;
 /// Zero bytes after the last block: an unaligned 8-byte load of any gap stays in the list.
 const PAD: usize = 8;
 
+/// Zero bytes a resize adds beyond what a push needs, for the pushes after it.
+const ZEROS_AHEAD: usize = 64;
+
 /// The end of full block `j`: its last id and the byte offset just past it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Skip {
@@ -102,16 +105,20 @@ impl Postings {
 
     /// Makes the bytes at least `len` long (zeros). The allocation grows by an eighth
     /// rather than doubling (most of the index's memory is here, and a factor of 1.125
-    /// still costs O(1) copies per byte on average), and the bytes fill it: more zeros
-    /// than [`PAD`] after the tail do no harm, and the next pushes need no resize.
+    /// still costs O(1) copies per byte on average). The bytes run up to [`ZEROS_AHEAD`]
+    /// past `len`, so the next pushes need no resize; not to the whole allocation, which
+    /// would touch every new page of a big list's growth in one call.
     #[inline]
     fn grow_to(&mut self, len: usize) {
         let have = self.bytes.len();
         if len <= have {
             return;
         }
-        self.bytes.reserve_exact((len - have).max(have / 8).max(16));
-        self.bytes.resize(self.bytes.capacity(), 0);
+        if self.bytes.capacity() < len {
+            self.bytes.reserve_exact((len - have).max(have / 8).max(16));
+        }
+        let ahead = (len + ZEROS_AHEAD).min(self.bytes.capacity());
+        self.bytes.resize(ahead, 0);
     }
 
     /// The bytes in use: up to the end of the tail's padding.

@@ -61,10 +61,13 @@ impl Runtime {
         }
     }
 
-    /// A `napshare-node` command that runs this runtime, in the `C` locale.
+    /// The node binary running this runtime, in the `C` locale, keeping no hash cache
+    /// (nothing written to the tester's home; [`ClientProc`] gives its clients one in
+    /// their own folder).
     pub fn command(self) -> Command {
         let mut cmd = Command::new(node_binary());
-        cmd.env("NAPSHARE_RUNTIME", self.name());
+        cmd.env("NAPSHARE_RUNTIME", self.name())
+            .env(napshare_core::host::CACHE_ENV, "");
         c_locale(&mut cmd);
         cmd
     }
@@ -560,6 +563,8 @@ impl ClientProc {
             std::fs::write(shared.join(name), data).expect("write a shared file");
         }
         let mut cmd = runtime.command();
+        // A restarted client (`start_in` the same folder) finds its hashes there.
+        cmd.env(napshare_core::host::CACHE_ENV, dir.join("cache"));
         cmd.arg("client")
             .arg("--server")
             .arg(server)

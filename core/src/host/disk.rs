@@ -14,11 +14,17 @@ use crate::hash::{piece_span, FileHasher, PieceHashes, PIECE};
 use crate::names::check_file_name;
 use crate::wire::{ByteRange, CLASSIC_SERVER_PORT};
 
+use super::HashCache;
+
 /// The regular files directly in `dir` (not symlinks, not subfolders), sorted by name and
-/// hashed. Creates `dir` if it does not exist. Names that cannot be shared (not UTF-8,
-/// control characters) and files that cannot be read are returned apart so the user can
-/// be told.
-pub fn scan_shared(dir: &Path) -> io::Result<(Vec<SharedFile>, Vec<PathBuf>)> {
+/// hashed, through `cache`: a file unchanged since a run recorded its hashes is not read
+/// again (see `hash_cache`), and what this scan found is recorded for the next. Creates
+/// `dir` if it does not exist. Names that cannot be shared (not UTF-8, control characters)
+/// and files that cannot be read are returned apart so the user can be told.
+pub fn scan_shared(
+    dir: &Path,
+    cache: &mut HashCache,
+) -> io::Result<(Vec<SharedFile>, Vec<PathBuf>)> {
     fs::create_dir_all(dir)?;
     let mut files = Vec::new();
     let mut skipped = Vec::new();
@@ -28,7 +34,7 @@ pub fn scan_shared(dir: &Path) -> io::Result<(Vec<SharedFile>, Vec<PathBuf>)> {
             continue;
         }
         match entry.file_name().into_string() {
-            Ok(name) if check_file_name(&name).is_ok() => match hash_file(&entry.path()) {
+            Ok(name) if check_file_name(&name).is_ok() => match cache.hash(&name, &entry.path()) {
                 Ok(pieces) => files.push(SharedFile { name, pieces }),
                 Err(_) => skipped.push(entry.path()),
             },
@@ -36,6 +42,16 @@ pub fn scan_shared(dir: &Path) -> io::Result<(Vec<SharedFile>, Vec<PathBuf>)> {
         }
     }
     files.sort_by(|a, b| a.name.cmp(&b.name));
+    tracing::debug!(
+        files = files.len(),
+        hashed = cache.hashed,
+        reused = cache.reused,
+        "shared folder scanned"
+    );
+    if let Err(e) = cache.save() {
+        // Only the next start is slower for it.
+        tracing::warn!("cannot keep the shared folder's hashes for the next run: {e}");
+    }
     Ok((files, skipped))
 }
 
@@ -43,6 +59,11 @@ pub fn scan_shared(dir: &Path) -> io::Result<(Vec<SharedFile>, Vec<PathBuf>)> {
 pub fn hash_file(path: &Path) -> io::Result<PieceHashes> {
     let mut file = open_regular(path)?;
     let size = file.metadata()?.len();
+    hash_open(&mut file, size)
+}
+
+/// Hashes `file`, which is `size` bytes long, from its current position (its start).
+pub(super) fn hash_open(file: &mut File, size: u64) -> io::Result<PieceHashes> {
     let mut hasher = FileHasher::new(size);
     let mut buf = vec![0; PIECE as usize];
     loop {
@@ -60,7 +81,7 @@ pub fn hash_file(path: &Path) -> io::Result<PieceHashes> {
 /// Opens a regular file for reading, refusing a symlink at the last step of the path (even
 /// one swapped in since the file was shared: `O_NOFOLLOW`) and anything that is not a
 /// regular file, so nothing outside the shared folder can be read through it.
-fn open_regular(path: &Path) -> io::Result<File> {
+pub(super) fn open_regular(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = OpenOptions::new()
         .read(true)

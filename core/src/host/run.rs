@@ -12,7 +12,7 @@ use crate::server::ServerConfig;
 use super::cli::{ask_mode, Cli, ClientArgs, Mode, ServerArgs};
 use super::{
     init_logs, lang_from_env, on_stop_signal, oneshot, resolve_server, scan_shared, ClientSetup,
-    Say,
+    HashCache, Say,
 };
 use crate::wire::CLASSIC_PEER_PORT;
 
@@ -109,7 +109,8 @@ pub(super) fn client<R: Runtime>(
         "{}",
         Say::FileServerListening(peer_addr, fell_back).text(lang)
     );
-    let (files, skipped) = scan_shared(&args.shared)
+    let mut cache = HashCache::for_folder(&args.shared);
+    let (files, skipped) = scan_shared(&args.shared, &mut cache)
         .map_err(|e| Say::CannotReadShared(args.shared.clone(), e.to_string()).text(lang))?;
     for path in skipped {
         println!("{}", Say::NameCannotBeShared(path).text(lang));

@@ -695,7 +695,7 @@ impl Sim {
                 range,
                 close,
             } => self.send_file(i, conn, &path, range, close),
-            Command::Stat { name, path } => {
+            Command::Stat { name, path, .. } => {
                 let node = &mut self.nodes[i];
                 let pieces = file_in(&node.shared_dir, &path)
                     .and_then(|n| node.fs.shared.get(&n))

@@ -37,14 +37,14 @@ pub fn run(listener: mio::net::TcpListener, setup: ClientSetup) -> io::Result<i3
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let _keep_waker = Arc::clone(&waker);
     let (inputs_tx, inputs) = mpsc::channel();
-    let (mut client, ui) = setup.start(Instant::now(), move |input| {
+    let (mut client, ui, disk) = setup.start(Instant::now(), move |input| {
         // The loop may be gone already when input ends; nothing to do then.
         inputs_tx.send(input).is_ok() && waker.wake().is_ok()
     })?;
     let mut io = Io {
         poll,
         conns: HashMap::new(),
-        disk: Disk::new(),
+        disk,
         ui,
     };
     let mut events = Events::with_capacity(256);

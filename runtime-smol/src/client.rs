@@ -38,7 +38,7 @@ async fn client(
     let (inputs_tx, inputs) = channel::bounded(1024);
     ex.spawn(accept(listener, inputs_tx.clone())).detach();
     let host_tx = inputs_tx.clone();
-    let (mut client, ui) = setup.start(Instant::now(), move |input| {
+    let (mut client, ui, disk) = setup.start(Instant::now(), move |input| {
         // The loop may be gone already when input ends; nothing to do then.
         host_tx.send_blocking(Input::Host(input)).is_ok()
     })?;
@@ -46,7 +46,7 @@ async fn client(
         ex,
         inputs: inputs_tx,
         links: HashMap::new(),
-        disk: Disk::new(),
+        disk,
         ui,
     };
     let mut timer = Timer::never();

@@ -6,8 +6,9 @@
 //! file that is gone or is no longer a regular file stops being shared and the server is
 //! told. A file whose content did not change sends nothing.
 //!
-//! The host's look ([`Command::Stat`]) hashes the whole file; the runtimes do it on their
-//! event loop, so a big file that changes holds the loop up while it is hashed.
+//! The host's look ([`Command::Stat`] with `later`) hashes the whole file on a thread of
+//! its own, so a big file that changes does not hold the client up; looks at one name are
+//! answered in order, and only the latest counts.
 
 use std::time::Instant;
 
@@ -29,6 +30,7 @@ impl Client {
         self.commands.push_back(Command::Stat {
             name: name.to_owned(),
             path: self.config.shared_dir.join(name),
+            later: true,
         });
         self.pump(now);
     }

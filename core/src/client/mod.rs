@@ -89,8 +89,15 @@ pub enum Command {
         close: bool,
     },
     /// Look at the file at `path` (not following symlinks) and hash it; report
-    /// [`Client::handle_stat`] with `name`.
-    Stat { name: String, path: PathBuf },
+    /// [`Client::handle_stat`] with `name`. With `later`, the answer may come after
+    /// other input (a look at a changed file of the live folder: hashing a big one must
+    /// not hold the client up); without it, before anything else (a user's `CREATEFILE`,
+    /// which the commands typed after it may count on).
+    Stat {
+        name: String,
+        path: PathBuf,
+        later: bool,
+    },
     /// Open (creating it if needed, keeping what it holds) the partial file of a download;
     /// report [`Client::handle_part_opened`].
     OpenPart { download: DownloadId, path: PathBuf },
@@ -504,7 +511,11 @@ impl Client {
             UserCommand::CreateFile { name, size } => {
                 let path = self.config.shared_dir.join(&name);
                 self.stats.insert(name.clone(), size);
-                self.commands.push_back(Command::Stat { name, path });
+                self.commands.push_back(Command::Stat {
+                    name,
+                    path,
+                    later: false,
+                });
             }
             UserCommand::DeleteFile { name } => {
                 if !self.unshare(&name) {

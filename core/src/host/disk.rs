@@ -7,14 +7,15 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::Instant;
 
-use crate::client::{Client, Command, DownloadId, SharedFile};
+use crate::client::{Client, Command, DownloadId, FileError, SharedFile};
 use crate::hash::{piece_span, FileHasher, PieceHashes, PIECE};
 use crate::names::check_file_name;
 use crate::wire::{ByteRange, CLASSIC_SERVER_PORT};
 
-use super::HashCache;
+use super::{HashCache, Input};
 
 /// The regular files directly in `dir` (not symlinks, not subfolders), sorted by name and
 /// hashed, through `cache`: a file unchanged since a run recorded its hashes is not read
@@ -198,19 +199,49 @@ impl Upload {
 #[derive(Debug, Default)]
 pub struct Disk {
     parts: BTreeMap<DownloadId, (File, PathBuf)>,
+    /// The thread that hashes files for the looks that may be answered later.
+    hasher: Option<mpsc::Sender<(String, PathBuf)>>,
 }
 
 impl Disk {
+    /// A disk that answers every look at once, on the caller's thread.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A disk that hands the looks that may be answered later ([`Command::Stat`] with
+    /// `later`) to a thread of its own, one after the other, which gives each answer to
+    /// `send` as an [`Input::Hashed`] (`send` returns `false` once the loop is gone, and
+    /// the thread stops).
+    #[allow(clippy::disallowed_methods)] // the hashing thread, outside the core
+    pub fn with_hasher(send: impl Fn(Input) -> bool + Send + 'static) -> Self {
+        let (tx, rx) = mpsc::channel::<(String, PathBuf)>();
+        std::thread::spawn(move || {
+            for (name, path) in rx {
+                let result = hash_file(&path).map_err(FileError::from);
+                if !send(Input::Hashed { name, result }) {
+                    return;
+                }
+            }
+        });
+        Self {
+            hasher: Some(tx),
+            ..Self::default()
+        }
     }
 
     /// Performs `cmd` if it is a file command, reporting the result to `client`; gives
     /// back the socket commands for the runtime.
     pub fn perform(&mut self, now: Instant, cmd: Command, client: &mut Client) -> Option<Command> {
         match cmd {
-            Command::Stat { name, path } => {
-                client.handle_stat(now, &name, hash_file(&path));
+            Command::Stat { name, path, later } => {
+                let handed = match &self.hasher {
+                    Some(hasher) if later => hasher.send((name, path)).map_err(|e| e.0),
+                    _ => Err((name, path)),
+                };
+                if let Err((name, path)) = handed {
+                    client.handle_stat(now, &name, hash_file(&path));
+                }
             }
             Command::OpenPart { download, path } => {
                 let opened = path
@@ -332,6 +363,45 @@ fn commit(f: &File, part: &Path, dest: &Path, len: u64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    /// A look that may wait is not answered on the caller's thread (which would hold the
+    /// client up for as long as a big file takes to hash) but by the hashing thread, as an
+    /// input for the loop; so are its errors.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a test's own clock
+    fn a_look_that_may_wait_is_answered_by_the_hashing_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.bin");
+        fs::write(&path, vec![3u8; (2 << 20) + 7]).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let mut disk = Disk::with_hasher(move |input| tx.send(input).is_ok());
+        let now = Instant::now();
+        let config = crate::client::ClientConfig {
+            server: SocketAddr::from(([127, 0, 0, 1], 1234)),
+            shared_dir: dir.path().to_owned(),
+            downloads_dir: dir.path().to_owned(),
+            peer_port: 1235,
+            goal: None,
+        };
+        let mut client = Client::new(now, config, Vec::new());
+        for (name, want) in [
+            ("big.bin", Ok(hash_file(&path).unwrap())),
+            ("gone", Err(FileError::NotFound)),
+        ] {
+            let look = Command::Stat {
+                name: name.to_owned(),
+                path: dir.path().join(name),
+                later: true,
+            };
+            assert!(disk.perform(now, look, &mut client).is_none());
+            let answer = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the hashing thread answers");
+            let name = name.to_owned();
+            assert_eq!(answer, Input::Hashed { name, result: want });
+        }
+    }
 
     #[test]
     fn a_download_never_replaces_what_is_not_a_regular_file() {

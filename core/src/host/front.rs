@@ -6,13 +6,14 @@
 use std::io;
 use std::time::Instant;
 
-use crate::client::{Client, ClientConfig, SharedFile};
+use crate::client::{Client, ClientConfig, FileError, SharedFile};
+use crate::hash::PieceHashes;
 use crate::lang::Lang;
 
 use super::prompt;
 use super::stdin::spawn_stdin_reader;
 use super::watch::watch_shared;
-use super::{drain, on_stop_signal, ClientIo, Script, Ui};
+use super::{drain, on_stop_signal, ClientIo, Disk, Script, Ui};
 
 /// Everything a runtime needs to run one client process.
 #[derive(Debug, Clone)]
@@ -44,17 +45,23 @@ pub enum Input {
     /// The file of the shared folder with this name appeared, changed or went away, and
     /// has stopped changing.
     Folder(String),
+    /// The answer to a look at a file that could come later (see [`Disk::with_hasher`]).
+    Hashed {
+        name: String,
+        result: Result<PieceHashes, FileError>,
+    },
 }
 
 impl ClientSetup {
-    /// Builds the client and its [`Ui`], and starts the threads that feed the loop: each
-    /// calls `send` with what it has. `send` must wake the loop, and returns `false` once
-    /// the loop is gone (the thread then stops).
+    /// Builds the client, its [`Ui`] and its [`Disk`], and starts the threads that feed
+    /// the loop: each calls `send` with what it has. `send` must wake the loop, and
+    /// returns `false` once the loop is gone (the thread then stops).
     pub fn start(
         self,
         now: Instant,
         send: impl Fn(Input) -> bool + Send + Sync + Clone + 'static,
-    ) -> io::Result<(Client, Ui)> {
+    ) -> io::Result<(Client, Ui, Disk)> {
+        let disk = Disk::with_hasher(send.clone());
         let stop = send.clone();
         on_stop_signal(move || {
             stop(Input::Stop);
@@ -78,7 +85,7 @@ impl ClientSetup {
                 }),
             }
         }
-        Ok((Client::new(now, self.config, self.files), ui))
+        Ok((Client::new(now, self.config, self.files), ui, disk))
     }
 }
 
@@ -89,6 +96,7 @@ pub fn feed(client: &mut Client, io: &mut impl ClientIo, now: Instant, input: In
         Input::End => client.handle_input(now, None),
         Input::Stop => client.stop(now),
         Input::Folder(name) => client.handle_folder_change(now, &name),
+        Input::Hashed { name, result } => client.handle_stat(now, &name, result),
     }
     drain(client, io, now);
 }

@@ -405,7 +405,8 @@ mod tests {
 
     #[test]
     fn a_download_never_replaces_what_is_not_a_regular_file() {
-        let dir = std::env::temp_dir().join(format!("napshare-commit-{}", std::process::id()));
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
         fs::create_dir_all(dir.join("taken")).unwrap();
         let part = dir.join("x.part");
         let (f, _) = open_part(&part).unwrap();
@@ -418,14 +419,12 @@ mod tests {
         // A partial file's name taken by a folder is refused too.
         fs::create_dir_all(dir.join("y.part")).unwrap();
         assert!(open_part(&dir.join("y.part")).is_err());
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn upload_sends_exactly_the_range() {
-        let dir = std::env::temp_dir().join(format!("napshare-upload-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("f");
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join("f");
         fs::write(&path, b"0123456789").unwrap();
         let collect = |range| {
             let mut up = Upload::open(&path, range, false).unwrap();
@@ -460,6 +459,5 @@ mod tests {
             }),
             b""
         );
-        fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -502,12 +502,12 @@ mod tests {
 
     #[test]
     fn shared_names_are_the_files_that_can_be_shared() {
-        let dir = std::env::temp_dir().join(format!("napshare-prompt-{}", std::process::id()));
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
         std::fs::create_dir_all(dir.join("sub")).unwrap();
         std::fs::write(dir.join("b.txt"), b"b").unwrap();
         std::fs::write(dir.join("a.txt"), b"a").unwrap();
-        let names = shared_names(&dir);
-        std::fs::remove_dir_all(&dir).unwrap();
+        let names = shared_names(dir);
         assert_eq!(names, vec!["a.txt".to_owned(), "b.txt".to_owned()]);
     }
 }

@@ -323,43 +323,18 @@ mod tests {
         skip_parts: bool,
         initial: &[(&str, u64)],
         files: &[(&str, &[u8])],
-    ) -> (tempfile_dir::Dir, mpsc::Receiver<(Instant, String)>) {
-        let dir = tempfile_dir::Dir::new();
+    ) -> (tempfile::TempDir, mpsc::Receiver<(Instant, String)>) {
+        let dir = tempfile::tempdir().unwrap();
         for (name, data) in files {
-            fs::write(dir.0.join(name), data).unwrap();
+            fs::write(dir.path().join(name), data).unwrap();
         }
         let (tx, rx) = mpsc::channel();
         let initial = initial.iter().map(|(n, s)| ((*n).to_owned(), *s)).collect();
-        start(&dir.0, skip_parts, initial, move |name| {
+        start(dir.path(), skip_parts, initial, move |name| {
             tx.send((Instant::now(), name)).is_ok()
         })
         .unwrap();
         (dir, rx)
-    }
-
-    /// A temporary folder removed on drop (the core has no tempfile dependency).
-    mod tempfile_dir {
-        use std::path::PathBuf;
-        use std::sync::atomic::{AtomicU32, Ordering};
-
-        pub struct Dir(pub PathBuf);
-
-        impl Dir {
-            pub fn new() -> Self {
-                static NEXT: AtomicU32 = AtomicU32::new(0);
-                let n = NEXT.fetch_add(1, Ordering::Relaxed);
-                let dir =
-                    std::env::temp_dir().join(format!("napshare-watch-{}-{n}", std::process::id()));
-                std::fs::create_dir_all(&dir).unwrap();
-                Self(dir)
-            }
-        }
-
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
     }
 
     fn next(rx: &mpsc::Receiver<(Instant, String)>, within: Duration) -> Option<(Instant, String)> {
@@ -369,7 +344,7 @@ mod tests {
     #[test]
     fn changes_are_reported_once_they_settle_and_reading_is_no_change() {
         let (dir, rx) = watched(false, &[], &[]);
-        let path = dir.0.join("new.txt");
+        let path = dir.path().join("new.txt");
         let wrote = Instant::now();
         fs::write(&path, b"hello").unwrap();
         let (at, name) = next(&rx, Duration::from_secs(5)).expect("reported");
@@ -380,7 +355,7 @@ mod tests {
         fs::read(&path).unwrap();
         assert_eq!(next(&rx, SETTLE * 3), None);
         // A rename reports both names; a removal the name.
-        fs::rename(&path, dir.0.join("renamed.txt")).unwrap();
+        fs::rename(&path, dir.path().join("renamed.txt")).unwrap();
         let mut names = [
             next(&rx, Duration::from_secs(5)),
             next(&rx, Duration::from_secs(5)),
@@ -388,12 +363,12 @@ mod tests {
         .map(|n| n.expect("reported").1);
         names.sort();
         assert_eq!(names, ["new.txt", "renamed.txt"]);
-        fs::remove_file(dir.0.join("renamed.txt")).unwrap();
+        fs::remove_file(dir.path().join("renamed.txt")).unwrap();
         assert_eq!(next(&rx, Duration::from_secs(5)).unwrap().1, "renamed.txt");
         // Subfolders and names that cannot be shared are not reported.
-        fs::create_dir(dir.0.join("sub")).unwrap();
-        fs::write(dir.0.join("sub").join("inner.txt"), b"x").unwrap();
-        fs::write(dir.0.join("tab\there"), b"x").unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        fs::write(dir.path().join("sub").join("inner.txt"), b"x").unwrap();
+        fs::write(dir.path().join("tab\there"), b"x").unwrap();
         let reported: Vec<String> = std::iter::from_fn(|| next(&rx, SETTLE * 3))
             .map(|(_, n)| n)
             .collect();
@@ -407,7 +382,7 @@ mod tests {
     #[test]
     fn a_file_written_slowly_is_reported_only_when_it_is_whole() {
         let (dir, rx) = watched(false, &[], &[]);
-        let mut f = fs::File::create(dir.0.join("slow.bin")).unwrap();
+        let mut f = fs::File::create(dir.path().join("slow.bin")).unwrap();
         for _ in 0..15 {
             f.write_all(&[7; 1000]).unwrap();
             std::thread::sleep(Duration::from_millis(100));
@@ -417,7 +392,10 @@ mod tests {
         let (at, name) = next(&rx, Duration::from_secs(5)).expect("reported");
         assert_eq!(name, "slow.bin");
         assert!(at >= last_write, "reported while it was being written");
-        assert_eq!(fs::metadata(dir.0.join("slow.bin")).unwrap().len(), 15_000);
+        assert_eq!(
+            fs::metadata(dir.path().join("slow.bin")).unwrap().len(),
+            15_000
+        );
         assert_eq!(next(&rx, SETTLE * 2), None, "reported once");
     }
 
@@ -443,8 +421,12 @@ mod tests {
     #[test]
     fn partial_downloads_are_left_out_when_they_land_in_the_shared_folder() {
         let (dir, rx) = watched(true, &[], &[]);
-        fs::write(dir.0.join("movie.mkv.part"), b"half").unwrap();
-        fs::rename(dir.0.join("movie.mkv.part"), dir.0.join("movie.mkv")).unwrap();
+        fs::write(dir.path().join("movie.mkv.part"), b"half").unwrap();
+        fs::rename(
+            dir.path().join("movie.mkv.part"),
+            dir.path().join("movie.mkv"),
+        )
+        .unwrap();
         let names: Vec<String> = std::iter::from_fn(|| next(&rx, SETTLE * 3))
             .map(|(_, n)| n)
             .collect();
@@ -453,8 +435,8 @@ mod tests {
 
     #[test]
     fn a_folder_that_cannot_be_watched_is_an_error() {
-        let dir = tempfile_dir::Dir::new();
-        let missing = dir.0.join("missing");
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
         assert!(start(&missing, false, BTreeMap::new(), |_| true).is_err());
     }
 }

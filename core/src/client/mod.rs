@@ -102,7 +102,9 @@ pub enum Command {
     /// report [`Client::handle_part_opened`].
     OpenPart { download: DownloadId, path: PathBuf },
     /// Check the first `len` bytes of the partial file piece by piece against `pieces`;
-    /// report [`Client::handle_part_checked`].
+    /// report [`Client::handle_part_checked`], which may come after other input (reading
+    /// gigabytes of a resumed download must not hold the client up; the download asks for
+    /// no piece until then).
     CheckPart {
         download: DownloadId,
         pieces: PieceHashes,

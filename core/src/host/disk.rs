@@ -199,8 +199,69 @@ impl Upload {
 #[derive(Debug, Default)]
 pub struct Disk {
     parts: BTreeMap<DownloadId, (File, PathBuf)>,
-    /// The thread that hashes files for the looks that may be answered later.
-    hasher: Option<mpsc::Sender<(String, PathBuf)>>,
+    /// The thread that reads and hashes files for the commands that may be answered later.
+    hasher: Option<mpsc::Sender<Job>>,
+}
+
+/// Work for the hashing thread.
+#[derive(Debug)]
+enum Job {
+    /// [`Command::Stat`] with `later`.
+    Look { name: String, path: PathBuf },
+    /// [`Command::CheckPart`], on a handle of its own to the partial file.
+    Check {
+        download: DownloadId,
+        file: File,
+        pieces: PieceHashes,
+        len: u64,
+    },
+}
+
+impl Job {
+    fn run(self) -> Answer {
+        match self {
+            Self::Look { name, path } => Answer::Looked {
+                name,
+                result: hash_file(&path).map_err(FileError::from),
+            },
+            Self::Check {
+                download,
+                file,
+                pieces,
+                len,
+            } => Answer::PartChecked {
+                download,
+                good: check_part(&file, &pieces, len),
+            },
+        }
+    }
+}
+
+/// What the hashing thread found, for the client (in an [`Input::Disk`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// For [`Client::handle_stat`].
+    Looked {
+        name: String,
+        result: Result<PieceHashes, FileError>,
+    },
+    /// For [`Client::handle_part_checked`].
+    PartChecked {
+        download: DownloadId,
+        good: Vec<bool>,
+    },
+}
+
+impl Answer {
+    /// Hands the answer to the client.
+    pub fn give(self, client: &mut Client, now: Instant) {
+        match self {
+            Self::Looked { name, result } => client.handle_stat(now, &name, result),
+            Self::PartChecked { download, good } => {
+                client.handle_part_checked(now, download, &good);
+            }
+        }
+    }
 }
 
 impl Disk {
@@ -209,17 +270,16 @@ impl Disk {
         Self::default()
     }
 
-    /// A disk that hands the looks that may be answered later ([`Command::Stat`] with
-    /// `later`) to a thread of its own, one after the other, which gives each answer to
-    /// `send` as an [`Input::Hashed`] (`send` returns `false` once the loop is gone, and
-    /// the thread stops).
+    /// A disk that hands the commands that may be answered later (a [`Command::Stat`]
+    /// with `later`, every [`Command::CheckPart`]) to a thread of its own, one after the
+    /// other, which gives each answer to `send` as an [`Input`] (`send` returns `false`
+    /// once the loop is gone, and the thread stops).
     #[allow(clippy::disallowed_methods)] // the hashing thread, outside the core
     pub fn with_hasher(send: impl Fn(Input) -> bool + Send + 'static) -> Self {
-        let (tx, rx) = mpsc::channel::<(String, PathBuf)>();
+        let (tx, rx) = mpsc::channel::<Job>();
         std::thread::spawn(move || {
-            for (name, path) in rx {
-                let result = hash_file(&path).map_err(FileError::from);
-                if !send(Input::Hashed { name, result }) {
+            for job in rx {
+                if !send(Input::Disk(job.run())) {
                     return;
                 }
             }
@@ -230,18 +290,25 @@ impl Disk {
         }
     }
 
+    /// Does `job` on the hashing thread when there is one and `later` allows (its answer
+    /// comes as an input); else, or when the thread is gone, now.
+    fn run(&self, job: Job, later: bool, client: &mut Client, now: Instant) {
+        let job = match &self.hasher {
+            Some(hasher) if later => match hasher.send(job) {
+                Ok(()) => return,
+                Err(back) => back.0,
+            },
+            _ => job,
+        };
+        job.run().give(client, now);
+    }
+
     /// Performs `cmd` if it is a file command, reporting the result to `client`; gives
     /// back the socket commands for the runtime.
     pub fn perform(&mut self, now: Instant, cmd: Command, client: &mut Client) -> Option<Command> {
         match cmd {
             Command::Stat { name, path, later } => {
-                let handed = match &self.hasher {
-                    Some(hasher) if later => hasher.send((name, path)).map_err(|e| e.0),
-                    _ => Err((name, path)),
-                };
-                if let Err((name, path)) = handed {
-                    client.handle_stat(now, &name, hash_file(&path));
-                }
+                self.run(Job::Look { name, path }, later, client, now);
             }
             Command::OpenPart { download, path } => {
                 let opened = path
@@ -261,11 +328,26 @@ impl Disk {
                 pieces,
                 len,
             } => {
-                let good = match self.parts.get_mut(&download) {
-                    Some((f, _)) => check_part(f, &pieces, len),
-                    None => Vec::new(),
-                };
-                client.handle_part_checked(now, download, &good);
+                // On the hashing thread, through a handle of its own (reads at offsets, so
+                // the two handles' shared position does not matter).
+                match self.parts.get(&download) {
+                    Some((f, _)) => match f.try_clone() {
+                        Ok(file) => {
+                            let job = Job::Check {
+                                download,
+                                file,
+                                pieces,
+                                len,
+                            };
+                            self.run(job, true, client, now);
+                        }
+                        Err(_) => {
+                            let good = check_part(f, &pieces, len);
+                            client.handle_part_checked(now, download, &good);
+                        }
+                    },
+                    None => client.handle_part_checked(now, download, &[]),
+                }
             }
             Command::WritePart {
                 download,
@@ -327,7 +409,7 @@ fn open_part(path: &Path) -> io::Result<(File, u64)> {
 }
 
 /// Which pieces of the first `len` bytes of `f` match `pieces`.
-fn check_part(f: &mut File, pieces: &PieceHashes, len: u64) -> Vec<bool> {
+fn check_part(f: &File, pieces: &PieceHashes, len: u64) -> Vec<bool> {
     let mut good = Vec::new();
     let mut buf = Vec::new();
     for i in 0..pieces.pieces().len() as u64 {
@@ -337,10 +419,7 @@ fn check_part(f: &mut File, pieces: &PieceHashes, len: u64) -> Vec<bool> {
             continue;
         }
         buf.resize((end - start) as usize, 0);
-        let ok = f
-            .seek(SeekFrom::Start(start))
-            .and_then(|_| f.read_exact(&mut buf))
-            .is_ok();
+        let ok = f.read_exact_at(&mut buf, start).is_ok();
         good.push(ok && pieces.verify(i, &buf));
     }
     good
@@ -365,15 +444,17 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    /// A look that may wait is not answered on the caller's thread (which would hold the
-    /// client up for as long as a big file takes to hash) but by the hashing thread, as an
-    /// input for the loop; so are its errors.
+    /// A look that may wait, and a check of a resumed download's partial file, are not
+    /// done on the caller's thread (which would hold the client up for as long as a big
+    /// file takes to read) but by the hashing thread, whose answers come as inputs for the
+    /// loop; errors too.
     #[test]
     #[allow(clippy::disallowed_methods)] // a test's own clock
-    fn a_look_that_may_wait_is_answered_by_the_hashing_thread() {
+    fn long_reads_are_answered_by_the_hashing_thread() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.bin");
-        fs::write(&path, vec![3u8; (2 << 20) + 7]).unwrap();
+        let data: Vec<u8> = (0..(2u32 << 20) + 7).map(|i| (i % 251) as u8).collect();
+        fs::write(&path, &data).unwrap();
         let (tx, rx) = mpsc::channel();
         let mut disk = Disk::with_hasher(move |input| tx.send(input).is_ok());
         let now = Instant::now();
@@ -385,8 +466,13 @@ mod tests {
             goal: None,
         };
         let mut client = Client::new(now, config, Vec::new());
-        for (name, want) in [
-            ("big.bin", Ok(hash_file(&path).unwrap())),
+        let answer = || match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Input::Disk(answer)) => answer,
+            other => panic!("no answer from the hashing thread: {other:?}"),
+        };
+        let pieces = hash_file(&path).unwrap();
+        for (name, result) in [
+            ("big.bin", Ok(pieces.clone())),
             ("gone", Err(FileError::NotFound)),
         ] {
             let look = Command::Stat {
@@ -395,12 +481,30 @@ mod tests {
                 later: true,
             };
             assert!(disk.perform(now, look, &mut client).is_none());
-            let answer = rx
-                .recv_timeout(Duration::from_secs(60))
-                .expect("the hashing thread answers");
             let name = name.to_owned();
-            assert_eq!(answer, Input::Hashed { name, result: want });
+            assert_eq!(answer(), Answer::Looked { name, result });
         }
+        // A partial file with its first piece right, its second wrong, and the third not
+        // there yet.
+        let download = DownloadId(7);
+        let part = dir.path().join("big.bin.part");
+        let mut partial = data[..(2 << 20) + 3].to_vec();
+        partial[(1 << 20) + 5] ^= 1;
+        fs::write(&part, &partial).unwrap();
+        let open = Command::OpenPart {
+            download,
+            path: part,
+        };
+        assert!(disk.perform(now, open, &mut client).is_none());
+        let len = partial.len() as u64;
+        let check = Command::CheckPart {
+            download,
+            pieces,
+            len,
+        };
+        assert!(disk.perform(now, check, &mut client).is_none());
+        let good = vec![true, false, false];
+        assert_eq!(answer(), Answer::PartChecked { download, good });
     }
 
     #[test]

@@ -6,14 +6,13 @@
 use std::io;
 use std::time::Instant;
 
-use crate::client::{Client, ClientConfig, FileError, SharedFile};
-use crate::hash::PieceHashes;
+use crate::client::{Client, ClientConfig, SharedFile};
 use crate::lang::Lang;
 
 use super::prompt;
 use super::stdin::spawn_stdin_reader;
 use super::watch::watch_shared;
-use super::{drain, on_stop_signal, ClientIo, Disk, Script, Ui};
+use super::{drain, on_stop_signal, Answer, ClientIo, Disk, Script, Ui};
 
 /// Everything a runtime needs to run one client process.
 #[derive(Debug, Clone)]
@@ -45,11 +44,8 @@ pub enum Input {
     /// The file of the shared folder with this name appeared, changed or went away, and
     /// has stopped changing.
     Folder(String),
-    /// The answer to a look at a file that could come later (see [`Disk::with_hasher`]).
-    Hashed {
-        name: String,
-        result: Result<PieceHashes, FileError>,
-    },
+    /// What the hashing thread found (see [`Disk::with_hasher`]).
+    Disk(Answer),
 }
 
 impl ClientSetup {
@@ -96,7 +92,7 @@ pub fn feed(client: &mut Client, io: &mut impl ClientIo, now: Instant, input: In
         Input::End => client.handle_input(now, None),
         Input::Stop => client.stop(now),
         Input::Folder(name) => client.handle_folder_change(now, &name),
-        Input::Hashed { name, result } => client.handle_stat(now, &name, result),
+        Input::Disk(answer) => answer.give(client, now),
     }
     drain(client, io, now);
 }

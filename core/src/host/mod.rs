@@ -24,7 +24,7 @@ mod stdin;
 mod ui;
 mod watch;
 
-pub use disk::{hash_file, resolve_server, scan_shared, Disk, Upload};
+pub use disk::{hash_file, resolve_server, scan_shared, Answer, Disk, Upload};
 pub use drain::{drain, ClientIo};
 pub use front::{feed, ClientSetup, Input};
 pub use hash_cache::{HashCache, CACHE_ENV};

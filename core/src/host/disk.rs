@@ -22,24 +22,44 @@ use super::{HashCache, Input};
 /// again (see `hash_cache`), and what this scan found is recorded for the next. Creates
 /// `dir` if it does not exist. Names that cannot be shared (not UTF-8, control characters)
 /// and files that cannot be read are returned apart so the user can be told.
+///
+/// `progress` hears the bytes gone through so far and the folder's total, as reading goes
+/// on (a first scan of a big folder reads for minutes).
 pub fn scan_shared(
     dir: &Path,
     cache: &mut HashCache,
+    mut progress: impl FnMut(u64, u64),
 ) -> io::Result<(Vec<SharedFile>, Vec<PathBuf>)> {
     fs::create_dir_all(dir)?;
-    let mut files = Vec::new();
+    let mut found = Vec::new();
     let mut skipped = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         if !entry.file_type()?.is_file() {
             continue;
         }
+        let size = entry.metadata().map_or(0, |m| m.len());
         match entry.file_name().into_string() {
-            Ok(name) if check_file_name(&name).is_ok() => match cache.hash(&name, &entry.path()) {
-                Ok(pieces) => files.push(SharedFile { name, pieces }),
-                Err(_) => skipped.push(entry.path()),
-            },
+            Ok(name) if check_file_name(&name).is_ok() => found.push((name, size)),
             _ => skipped.push(entry.path()),
+        }
+    }
+    let total = found.iter().map(|(_, size)| size).sum();
+    let mut done = 0;
+    let mut files = Vec::new();
+    for (name, size) in found {
+        let path = dir.join(&name);
+        let start = done;
+        let read = cache.hash(&name, &path, &mut |n| {
+            done += n;
+            progress(done, total);
+        });
+        // The file may have grown or shrunk since it was listed.
+        done = start + size;
+        progress(done, total);
+        match read {
+            Ok(pieces) => files.push(SharedFile { name, pieces }),
+            Err(_) => skipped.push(path),
         }
     }
     files.sort_by(|a, b| a.name.cmp(&b.name));
@@ -60,11 +80,16 @@ pub fn scan_shared(
 pub fn hash_file(path: &Path) -> io::Result<PieceHashes> {
     let mut file = open_regular(path)?;
     let size = file.metadata()?.len();
-    hash_open(&mut file, size)
+    hash_open(&mut file, size, &mut |_| {})
 }
 
-/// Hashes `file`, which is `size` bytes long, from its current position (its start).
-pub(super) fn hash_open(file: &mut File, size: u64) -> io::Result<PieceHashes> {
+/// Hashes `file`, which is `size` bytes long, from its current position (its start);
+/// `read` hears the bytes read as it goes.
+pub(super) fn hash_open(
+    file: &mut File,
+    size: u64,
+    read: &mut dyn FnMut(u64),
+) -> io::Result<PieceHashes> {
     let mut hasher = FileHasher::new(size);
     let mut buf = vec![0; PIECE as usize];
     loop {
@@ -73,6 +98,7 @@ pub(super) fn hash_open(file: &mut File, size: u64) -> io::Result<PieceHashes> {
             break;
         }
         hasher.update(&buf[..n]);
+        read(n as u64);
     }
     hasher
         .finish()
@@ -505,6 +531,31 @@ mod tests {
         assert!(disk.perform(now, check, &mut client).is_none());
         let good = vec![true, false, false];
         assert_eq!(answer(), Answer::PartChecked { download, good });
+    }
+
+    /// The scan reports its progress in bytes as it reads, up to the folder's total, and
+    /// lists the files it could share and apart the names it could not.
+    #[test]
+    fn the_scan_reports_its_progress_and_what_it_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("b.bin"), vec![1u8; (3 << 20) + 1]).unwrap();
+        fs::write(dir.path().join("a.txt"), b"alpha").unwrap();
+        fs::write(dir.path().join("bad\nname"), b"x").unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        let mut cache = HashCache::at(None);
+        let mut seen = Vec::new();
+        let (files, skipped) = scan_shared(dir.path(), &mut cache, |done, total| {
+            seen.push((done, total))
+        })
+        .unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a.txt", "b.bin"]);
+        assert_eq!(skipped, [dir.path().join("bad\nname")]);
+        let total = 5 + (3 << 20) + 1;
+        assert!(seen.iter().all(|&(_, t)| t == total));
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "never backwards");
+        assert!(seen.len() >= 4, "reported while reading: {seen:?}");
+        assert_eq!(seen.last(), Some(&(total, total)));
     }
 
     #[test]

@@ -110,8 +110,13 @@ impl HashCache {
     }
 
     /// The hashes of the regular file `name` at `path`: the recorded ones when the file is
-    /// unchanged since, else read and hashed now.
-    pub fn hash(&mut self, name: &str, path: &Path) -> io::Result<PieceHashes> {
+    /// unchanged since, else read and hashed now (`read` hears the bytes read).
+    pub fn hash(
+        &mut self,
+        name: &str,
+        path: &Path,
+        read: &mut dyn FnMut(u64),
+    ) -> io::Result<PieceHashes> {
         let mut file = super::disk::open_regular(path)?;
         let stamp = Stamp::of(&file.metadata()?);
         let pieces = match self.recorded.get(name) {
@@ -123,7 +128,7 @@ impl HashCache {
                 self.hashed += 1;
                 // Stamped before reading: a file written while it is read is read again
                 // next time.
-                super::disk::hash_open(&mut file, stamp.size)?
+                super::disk::hash_open(&mut file, stamp.size, read)?
             }
         };
         if stamp.before(self.settled) {
@@ -256,7 +261,7 @@ mod tests {
         names.sort();
         let hashes = names
             .iter()
-            .map(|n| cache.hash(n, &dir.join(n)).unwrap())
+            .map(|n| cache.hash(n, &dir.join(n), &mut |_| {}).unwrap())
             .collect();
         cache.save().unwrap();
         (hashes, cache.reused, cache.hashed)
@@ -309,7 +314,8 @@ mod tests {
         write(&dir.path().join("new.txt"), b"fresh");
         for _ in 0..2 {
             let mut cache = HashCache::at(Some(file.clone()));
-            cache.hash("new.txt", &dir.path().join("new.txt")).unwrap();
+            let path = dir.path().join("new.txt");
+            cache.hash("new.txt", &path, &mut |_| {}).unwrap();
             cache.save().unwrap();
             assert_eq!((cache.reused, cache.hashed), (0, 1));
         }

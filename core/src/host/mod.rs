@@ -33,5 +33,5 @@ pub use oneshot::Script;
 pub use run::{main, Runtime};
 pub use say::{lang_from_env, Say};
 pub use stdin::on_stop_signal;
-pub use ui::Ui;
+pub use ui::{ScanBar, Ui};
 pub use watch::{watch_shared, SETTLE};

@@ -12,7 +12,7 @@ use crate::server::ServerConfig;
 use super::cli::{ask_mode, Cli, ClientArgs, Mode, ServerArgs};
 use super::{
     init_logs, lang_from_env, on_stop_signal, oneshot, resolve_server, scan_shared, ClientSetup,
-    HashCache, Say,
+    HashCache, Say, ScanBar,
 };
 use crate::wire::CLASSIC_PEER_PORT;
 
@@ -110,7 +110,12 @@ pub(super) fn client<R: Runtime>(
         Say::FileServerListening(peer_addr, fell_back).text(lang)
     );
     let mut cache = HashCache::for_folder(&args.shared);
-    let (files, skipped) = scan_shared(&args.shared, &mut cache)
+    let mut bar = ScanBar::new(lang);
+    let scanned = scan_shared(&args.shared, &mut cache, |done, total| {
+        bar.update(done, total);
+    });
+    drop(bar);
+    let (files, skipped) = scanned
         .map_err(|e| Say::CannotReadShared(args.shared.clone(), e.to_string()).text(lang))?;
     for path in skipped {
         println!("{}", Say::NameCannotBeShared(path).text(lang));

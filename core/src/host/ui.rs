@@ -151,8 +151,9 @@ impl Ui {
 /// Files smaller than this get no bar.
 const BAR_FROM: u64 = 1 << 20;
 
+/// A bar drawn nowhere until it is given a place (a [`MultiProgress`], or a target).
 fn bar(name: &str, size: u64, lang: Lang) -> ProgressBar {
-    let bar = ProgressBar::new(size);
+    let bar = ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::hidden());
     let style = ProgressStyle::with_template(lang.pick(
         "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
         "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} faltam {eta}",
@@ -162,4 +163,59 @@ fn bar(name: &str, size: u64, lang: Lang) -> ProgressBar {
     bar.set_style(style);
     bar.set_message(name.to_owned());
     bar
+}
+
+/// How long the first scan of the shared folder reads before it shows a bar: a folder read
+/// in less goes by without one.
+const SCAN_BAR_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The scan of the shared folder at start, on a terminal: a bar (bytes read, rate, time
+/// left) once reading has taken [`SCAN_BAR_AFTER`]; cleared when dropped. Nothing when
+/// standard output is not a terminal.
+pub struct ScanBar {
+    bar: Option<ProgressBar>,
+    started: std::time::Instant,
+    terminal: bool,
+    lang: Lang,
+}
+
+impl ScanBar {
+    #[allow(clippy::disallowed_methods)] // the host's clock for a bar, outside the core
+    pub fn new(lang: Lang) -> Self {
+        Self {
+            bar: None,
+            started: std::time::Instant::now(),
+            terminal: std::io::stdout().is_terminal(),
+            lang,
+        }
+    }
+
+    /// `done` bytes of `total` have been gone through.
+    pub fn update(&mut self, done: u64, total: u64) {
+        if self.bar.is_none() && self.terminal && self.started.elapsed() >= SCAN_BAR_AFTER {
+            let message = self.lang.pick(
+                "hashing the shared folder",
+                "calculando os hashes da pasta compartilhada",
+            );
+            let bar = bar(message, total, self.lang);
+            // The rate and time left count from here, not from a jump to what was read
+            // before the bar showed.
+            bar.set_position(done);
+            bar.reset_eta();
+            bar.set_draw_target(ProgressDrawTarget::stdout());
+            self.bar = Some(bar);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    }
+}
+
+impl Drop for ScanBar {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
 }

@@ -609,7 +609,8 @@ impl<'a> Cursor<'a> {
         }
         let from = self.block_of(first);
         let to = self.block_of(last);
-        if (to - from + 1) * BLOCK > MERGE_RATIO * ids.len() {
+        // (Past a block of candidates, the merge's buffer would not hold the blocks.)
+        if (to - from + 1) * BLOCK > MERGE_RATIO * ids.len().min(BLOCK) {
             let mut kept = 0;
             for i in 0..ids.len() {
                 let id = ids[i];

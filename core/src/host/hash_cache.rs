@@ -172,7 +172,9 @@ fn cache_file(dir: &Path) -> Option<PathBuf> {
         }
     };
     // A folder not made yet (the scan makes it) has no canonical path: its absolute one.
-    let dir = fs::canonicalize(dir).or_else(|_| std::path::absolute(dir)).ok()?;
+    let dir = fs::canonicalize(dir)
+        .or_else(|_| std::path::absolute(dir))
+        .ok()?;
     let key = blake3::hash(dir.as_os_str().as_encoded_bytes()).to_hex();
     Some(base.join(format!("hashes-{}", &key[..16])))
 }

@@ -28,9 +28,11 @@
 //!   pattern of 3 bytes or more can only occur in a name that holds all of the pattern's
 //!   trigrams, so a search walks the rarest of them in id order (which is result order, so it
 //!   can stop at the cap), a block of 128 ids at a time: it drops the ids missing from the
-//!   next two rarest lists (seeking forward in them; a list that drops almost nothing is left
-//!   out for the rest of the walk), looks up the names of the block's remaining live ids
-//!   together (their cache misses overlap), and confirms each with a real substring test.
+//!   next two rarest lists (merging with their blocks where those are dense around the
+//!   block's ids, seeking forward in them where sparse; a list that drops almost nothing is
+//!   left out for the rest of the walk), looks up the names of the block's remaining live
+//!   ids together (their cache misses overlap), and confirms each with a real substring
+//!   test.
 //! - **Short patterns** (1 or 2 bytes) have no trigram of their own, but every name that
 //!   holds one is in the list of some trigram containing it, or (under three bytes) in the
 //!   list of short names, posted under a key no trigram has. A short pattern that some list
@@ -683,10 +685,10 @@ impl Index {
         let [Some(driver), rest @ ..] = rarest else {
             unreachable!("a pattern of 3 bytes has a trigram")
         };
-        // The next rarest lists narrow the driver's ids before a name is read: a seek reads
-        // a few gaps of a compact list, a name is a cache miss elsewhere in memory, and most
-        // ids of the rarest list are not hits. More lists cost more seeks than they save
-        // (measured).
+        // The next rarest lists narrow the driver's ids before a name is read: a seek or a
+        // merge reads a few gaps of a compact list, a name is a cache miss elsewhere in
+        // memory, and most ids of the rarest list are not hits. A third list costs more
+        // than it saves, and one list alone saves no more than two (measured).
         let mut filters: [Option<Cursor<'_>>; FILTERS] = rest.map(|l| l.map(Postings::cursor));
         let mut ids = [0u32; BLOCK];
         let mut found_entries: [Option<Entry<'_>>; BLOCK] = [None; BLOCK];

@@ -170,7 +170,7 @@ fn bar(name: &str, size: u64, lang: Lang) -> ProgressBar {
 const SCAN_BAR_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The scan of the shared folder at start, on a terminal: a bar (bytes read, rate, time
-/// left) once reading has taken [`SCAN_BAR_AFTER`]; cleared when dropped. Nothing when
+/// left) once reading has taken a second; cleared when dropped. Nothing when
 /// standard output is not a terminal.
 pub struct ScanBar {
     bar: Option<ProgressBar>,

@@ -36,7 +36,7 @@
 //! - **Short patterns** (1 or 2 bytes) have no trigram of their own, but every name that
 //!   holds one is in the list of some trigram containing it, or (under three bytes) in the
 //!   list of short names, posted under a key no trigram has. A short pattern that some list
-//!   shows to be common (one live entry in [`SCAN_SHARE`]) scans the entries in order and
+//!   shows to be common (one live entry in `SCAN_SHARE`) scans the entries in order and
 //!   soon meets the cap; a rarer one walks the union of those lists in id order (a merge on
 //!   a heap). So a byte pair in no name costs a pass over the trigram table, not a scan of
 //!   every name (which took 100 ms at ten million). The empty pattern scans: everything

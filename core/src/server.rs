@@ -38,7 +38,9 @@ pub struct ServerConfig {
     /// Most connections open at once; the driver closes any more at once.
     pub max_connections: usize,
     /// Most reply bytes waiting to be written to one connection: a client that stops
-    /// reading is dropped, not buffered without bound.
+    /// reading is dropped, not buffered without bound. Replies to one read of requests
+    /// that pass this by more than [`SOCKET_BUFFER_MAX`] (more than any socket could have
+    /// taken) drop the connection before the rest are built.
     pub max_queued: usize,
 }
 
@@ -95,7 +97,8 @@ pub enum LeaveReason {
     /// An extension client stayed silent past the idle timeout (no `PING` either): it
     /// vanished without closing.
     Silent,
-    /// It stopped reading: more than the queued-bytes limit waited for it.
+    /// It stopped reading: more than the queued-bytes limit waited for it (or it asked,
+    /// in one read, for more replies than could wait for it: see [`SOCKET_BUFFER_MAX`]).
     TooSlow,
 }
 
@@ -159,6 +162,13 @@ impl Conn {
         }
     }
 }
+
+/// Linux's largest default socket send buffer (`tcp_wmem`). A read of requests whose
+/// replies pass [`ServerConfig::max_queued`] by more than this would leave more than the
+/// limit queued whatever the socket took, so its connection is dropped as too slow before
+/// the remaining replies are built: otherwise 64 KiB of pipelined `SEARCH`es for a common
+/// word could make the server spend a second and hundreds of megabytes on one client.
+pub const SOCKET_BUFFER_MAX: usize = 4 << 20;
 
 /// How long an unterminated request may sit before it is taken as a whole line: some
 /// classic clients send no line ending and wait for the reply.
@@ -265,6 +275,7 @@ impl Server {
         }
         let had_output = !c.tx.is_empty();
         let (ip, owner) = (c.ip, c.owner);
+        let burst = config.max_queued.saturating_add(SOCKET_BUFFER_MAX);
         c.rx.feed(data, |line| {
             let at = At {
                 ip,
@@ -272,7 +283,16 @@ impl Server {
                 state: &mut c.state,
                 tx: &mut c.tx,
             };
-            ctx.serve(conn, at, line)
+            if !ctx.serve(conn, at, line) {
+                return false;
+            }
+            if c.tx.len() > burst {
+                // It would be dropped for this backlog anyway, once it was built.
+                c.tx = Vec::new();
+                ctx.close(conn, owner, &mut c.state, LeaveReason::TooSlow);
+                return false;
+            }
+            true
         });
         // An unterminated line is due after a quiet time, counted from its last byte; an
         // extension client's silence is counted from it too.
@@ -773,6 +793,61 @@ mod tests {
             f.say(e, &format!("ADDFILE c 1 {hash}\n")),
             "ERROR too%20many%20files%20(at%20most%202)\n"
         );
+    }
+
+    /// One read of pipelined searches whose replies could never all wait for the client is
+    /// cut short: the client is dropped as too slow before the rest are built, and the
+    /// others are served as before. A burst just under the limit is served whole.
+    #[test]
+    fn a_burst_of_requests_no_socket_could_take_is_cut_short() {
+        let mut f = Fixture::new();
+        let config = ServerConfig {
+            max_queued: 64 << 10,
+            ..ServerConfig::default()
+        };
+        f.server = Server::new(f.now, config);
+        let sharer = f.connect(1);
+        let mut files = String::from("JOIN x\n");
+        for i in 0..1000 {
+            files += &format!("CREATEFILE song number {i:04}.mp3 123456\n");
+        }
+        f.say(sharer, &files);
+        let reply = f.say(sharer, "SEARCH song\n");
+        let per_search = reply.len();
+        assert!(per_search > 30_000, "{per_search} bytes a search");
+        let limit = (64 << 10) + SOCKET_BUFFER_MAX;
+        // Just under the limit: every reply, and the client stays.
+        let fits = limit / per_search;
+        let polite = f.connect(2);
+        f.say(polite, "JOIN y\n");
+        let out = f.say(polite, &"SEARCH song\n".repeat(fits));
+        assert_eq!(out.len(), fits * per_search);
+        assert_eq!(f.server.poll_close(), None);
+        // Ten times more: dropped, with nothing built for it beyond the limit.
+        let greedy = f.connect(3);
+        f.say(greedy, "JOIN z\n");
+        f.server
+            .handle_bytes(f.now, greedy, "SEARCH song\n".repeat(10 * fits).as_bytes())
+            .unwrap();
+        let mut sent = 0;
+        while let Some(t) = f.server.poll_transmit() {
+            assert_eq!(t.conn, greedy);
+            sent += t.data.len();
+        }
+        assert_eq!(sent, 0, "its replies were dropped with it");
+        assert_eq!(f.server.poll_close(), Some(greedy));
+        let left = std::iter::from_fn(|| f.server.poll_event()).any(|e| {
+            matches!(
+                e,
+                ServerEvent::Left {
+                    conn,
+                    reason: LeaveReason::TooSlow,
+                    ..
+                } if conn == greedy
+            )
+        });
+        assert!(left);
+        assert_eq!(f.say(polite, "SEARCH song\n").len(), per_search);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Hostile input against a running server and a client's file server, for each runtime:
 //! thousands of random and hand-picked bad lines. Afterwards the server still answers a
 //! valid search correctly, no client lost a file, and a canary file outside the shared
-//! folder never appeared in any reply.
+//! folder never appeared in any reply. And a client that pipelines more searches at once
+//! than their replies could ever wait for is dropped without holding up anyone else.
 
+use napshare_core::server::{ServerConfig, SOCKET_BUFFER_MAX};
 use napshare_tests::node::{show, ClientProc, Runtime, ServerProc, Wire};
 
 const CANARY: &[u8] = b"CANARY-7f3a: this must never leave its folder";
@@ -188,4 +190,48 @@ fn mio() {
 #[test]
 fn smol() {
     battery(Runtime::Smol);
+}
+
+/// A client writes 64 KiB of `SEARCH`es for a word in 1,000 names at once and reads
+/// nothing: their replies (about 200 MB) are never built. The server drops it as too slow
+/// and goes on answering the others.
+fn greedy_pipeline(rt: Runtime) {
+    let server = ServerProc::start(rt);
+    let mut sharer = Wire::connect(server.addr());
+    let mut files = String::from("JOIN 127.0.0.1:5000\n");
+    for i in 0..1000 {
+        files += &format!("CREATEFILE song number {i:04}.mp3 123456\n");
+    }
+    sharer.send(&files);
+    sharer.read_until(b"CONFIRMCREATEFILE song number 0999.mp3\n");
+    let mut greedy = Wire::connect(server.addr());
+    greedy.send("JOIN 127.0.0.1:5001\n");
+    greedy.expect("CONFIRMJOIN\n");
+    greedy.send("SEARCH song\n".repeat(5400));
+    // Closed, with no more replies than the limit on what may wait for one client.
+    let got = greedy.read_to_end();
+    let limit = ServerConfig::default().max_queued + SOCKET_BUFFER_MAX;
+    assert!(
+        got.len() <= limit,
+        "{} bytes for the greedy client",
+        got.len()
+    );
+    let reply = {
+        sharer.send("SEARCH number 0007\n");
+        sharer.read_until(b"ENDSEARCH\n")
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "FILE song number 0007.mp3 127.0.0.1:5000 123456\nENDSEARCH\n"
+    );
+}
+
+#[test]
+fn greedy_pipeline_mio() {
+    greedy_pipeline(Runtime::Mio);
+}
+
+#[test]
+fn greedy_pipeline_smol() {
+    greedy_pipeline(Runtime::Smol);
 }

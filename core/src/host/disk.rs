@@ -355,23 +355,22 @@ impl Disk {
                 len,
             } => {
                 // On the hashing thread, through a handle of its own (reads at offsets, so
-                // the two handles' shared position does not matter).
-                match self.parts.get(&download) {
-                    Some((f, _)) => match f.try_clone() {
-                        Ok(file) => {
-                            let job = Job::Check {
-                                download,
-                                file,
-                                pieces,
-                                len,
-                            };
-                            self.run(job, true, client, now);
-                        }
-                        Err(_) => {
-                            let good = check_part(f, &pieces, len);
-                            client.handle_part_checked(now, download, &good);
-                        }
-                    },
+                // the two handles' shared position does not matter). A partial file that is
+                // gone, or cannot be opened twice, has no good piece.
+                match self
+                    .parts
+                    .get(&download)
+                    .and_then(|(f, _)| f.try_clone().ok())
+                {
+                    Some(file) => {
+                        let job = Job::Check {
+                            download,
+                            file,
+                            pieces,
+                            len,
+                        };
+                        self.run(job, true, client, now);
+                    }
                     None => client.handle_part_checked(now, download, &[]),
                 }
             }

@@ -29,7 +29,7 @@ pub use drain::{drain, ClientIo};
 pub use front::{feed, ClientSetup, Input};
 pub use hash_cache::{HashCache, CACHE_ENV};
 pub use log::{init_logs, log_no_room, log_opened, log_server_event};
-pub use oneshot::Script;
+pub use oneshot::{json_string, Script};
 pub use run::{main, Runtime};
 pub use say::{lang_from_env, Say};
 pub use stdin::on_stop_signal;

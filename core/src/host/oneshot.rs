@@ -367,7 +367,7 @@ impl JsonObject {
 
 /// Appends `s` as a JSON string (RFC 8259): quotes, backslashes and control characters
 /// escaped, everything else as it is.
-fn json_string(out: &mut String, s: &str) {
+pub fn json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

@@ -3,9 +3,6 @@
 //! Command words are accepted in English (the seed's words) and in Brazilian Portuguese,
 //! whatever the locale: see [`WORDS`].
 
-use std::fmt;
-
-use crate::lang::{Lang, Localize};
 use crate::names::{check_file_name, BadName};
 use crate::wire::{parse_size, PeerAddr};
 
@@ -68,15 +65,6 @@ pub fn command_words() -> impl Iterator<Item = (&'static str, Verb)> {
 }
 
 impl Verb {
-    /// The command word in `lang`.
-    pub fn word(self, lang: Lang) -> &'static str {
-        let (en, pt, _) = WORDS
-            .iter()
-            .find(|(_, _, v)| *v == self)
-            .expect("every verb has its words");
-        lang.pick(en, pt)
-    }
-
     /// The command a word means, in either language and any case.
     pub fn from_word(word: &str) -> Option<Self> {
         let word = word.to_uppercase();
@@ -87,22 +75,6 @@ impl Verb {
             .iter()
             .find(|(en, pt, _)| word == *en || word == *pt)
             .map(|(_, _, v)| *v)
-    }
-
-    /// How the command is used, in `lang`.
-    pub fn usage(self, lang: Lang) -> String {
-        let args = match (self, lang) {
-            (Self::CreateFile, Lang::En) => " name [size]",
-            (Self::CreateFile, Lang::Pt) => " nome [tamanho]",
-            (Self::DeleteFile, Lang::En) => " name",
-            (Self::DeleteFile, Lang::Pt) => " nome",
-            (Self::Search, Lang::En) => " [pattern]",
-            (Self::Search, Lang::Pt) => " [padrão]",
-            (Self::Download, Lang::En) => " N | DOWNLOAD [peer] name",
-            (Self::Download, Lang::Pt) => " N | BAIXAR [peer] nome",
-            (Self::Leave | Self::Help, _) => "",
-        };
-        format!("{}{args}", self.word(lang))
     }
 }
 
@@ -118,80 +90,6 @@ impl From<BadName> for CommandError {
     fn from(e: BadName) -> Self {
         Self::BadName(e)
     }
-}
-
-impl std::error::Error for CommandError {}
-
-impl Localize for CommandError {
-    fn localize(&self, lang: Lang, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self, lang) {
-            (Self::Unknown(w), Lang::En) => write!(f, "unknown command `{w}`"),
-            (Self::Unknown(w), Lang::Pt) => write!(f, "comando desconhecido `{w}`"),
-            (Self::Usage(v), Lang::En) => write!(f, "usage: {}", v.usage(lang)),
-            (Self::Usage(v), Lang::Pt) => write!(f, "uso: {}", v.usage(lang)),
-            (Self::BadName(e), Lang::En) => write!(f, "bad file name: {}", e.in_lang(lang)),
-            (Self::BadName(e), Lang::Pt) => {
-                write!(f, "nome de arquivo inválido: {}", e.in_lang(lang))
-            }
-        }
-    }
-}
-
-impl fmt::Display for CommandError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.localize(Lang::En, f)
-    }
-}
-
-/// The help text in English (what `HELP` prints by default).
-pub const HELP: &str = "\
-commands:
-  CREATEFILE name [size]   share a file that is in the shared folder      (COMPARTILHAR)
-  DELETEFILE name          stop sharing a file                            (REMOVER)
-  SEARCH pattern           find files on the network (case-sensitive      (BUSCAR)
-                           substring); the results are numbered
-  DOWNLOAD N               download result N of the latest search, from   (BAIXAR)
-                           every peer that has the same content
-  DOWNLOAD [peer] name     download a file: from that peer (as SEARCH shows it),
-                           or from every peer that has it
-  LEAVE                    leave the network and exit, once the downloads (SAIR)
-                           in progress are done (end of input does the
-                           same; Ctrl-C leaves at once)
-  HELP                     this text                                      (AJUDA)
-A number names a result only when the latest search listed that many; otherwise (no
-search yet, or fewer results) it is a file name: with no result 3, DOWNLOAD 3 fetches
-a file named \"3\". DOWNLOAD peer 3 always means the file named \"3\".
-The Portuguese word on the right of a command works the same.
-At a terminal: Tab completes commands and file names, Up/Down recall earlier lines,
-Ctrl-C clears the line, Ctrl-D leaves.";
-
-/// The help text in Portuguese.
-pub const AJUDA: &str = "\
-comandos:
-  COMPARTILHAR nome [tamanho]  compartilha um arquivo que está na pasta      (CREATEFILE)
-                               compartilhada
-  REMOVER nome                 deixa de compartilhar um arquivo              (DELETEFILE)
-  BUSCAR padrão                procura arquivos na rede (trecho do nome,     (SEARCH)
-                               diferencia maiúsculas); os resultados são
-                               numerados
-  BAIXAR N                     baixa o resultado N da última busca, de todos (DOWNLOAD)
-                               os peers que têm o mesmo conteúdo
-  BAIXAR [peer] nome           baixa um arquivo: desse peer (como a busca o
-                               mostra), ou de todos os peers que o têm
-  SAIR                         sai da rede e encerra, quando terminarem os   (LEAVE)
-                               downloads em andamento (o fim da entrada faz
-                               o mesmo; Ctrl-C sai na hora)
-  AJUDA                        este texto                                    (HELP)
-Um número indica um resultado só quando a última busca listou essa quantidade; senão
-(nenhuma busca ainda, ou menos resultados) é um nome de arquivo: sem resultado 3,
-BAIXAR 3 baixa um arquivo chamado \"3\". BAIXAR peer 3 é sempre o arquivo chamado \"3\".
-A palavra em inglês à direita de um comando funciona do mesmo jeito.
-No terminal: Tab completa comandos e nomes de arquivo, as setas para cima e para baixo
-trazem linhas anteriores, Ctrl-C apaga a linha, Ctrl-D sai.";
-
-/// The help text in `lang`.
-pub fn help(lang: Lang) -> &'static str {
-    lang.pick(HELP, AJUDA)
 }
 
 impl UserCommand {
@@ -332,38 +230,6 @@ mod tests {
             assert_eq!(UserCommand::parse(pt), UserCommand::parse(en), "{pt}");
             assert!(UserCommand::parse(pt).is_ok(), "{pt}");
         }
-        // Every word is listed in both help texts.
-        for (en, pt, _) in WORDS {
-            for text in [HELP, AJUDA] {
-                assert!(
-                    text.contains(en) && text.contains(pt),
-                    "{en}/{pt} in {text}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn errors_speak_the_users_language() {
-        let usage = UserCommand::parse("baixar").unwrap_err();
-        assert_eq!(
-            usage.to_string(),
-            "usage: DOWNLOAD N | DOWNLOAD [peer] name"
-        );
-        assert_eq!(
-            usage.in_lang(Lang::Pt).to_string(),
-            "uso: BAIXAR N | BAIXAR [peer] nome"
-        );
-        let unknown = UserCommand::parse("PEGAR x").unwrap_err();
-        assert_eq!(
-            unknown.in_lang(Lang::Pt).to_string(),
-            "comando desconhecido `PEGAR`"
-        );
-        let bad = UserCommand::parse("REMOVER ../x").unwrap_err();
-        assert_eq!(
-            bad.in_lang(Lang::Pt).to_string(),
-            "nome de arquivo inválido: o nome contém um separador de caminho"
-        );
     }
 
     #[test]

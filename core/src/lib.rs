@@ -41,10 +41,7 @@ pub mod command;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod hash;
-#[cfg(feature = "host")]
-pub mod host;
 pub mod index;
-pub mod lang;
 pub mod names;
 pub mod server;
 #[cfg(feature = "sim")]

@@ -1,9 +1,5 @@
 //! File names that are safe to use as one path component inside a folder.
 
-use std::fmt;
-
-use crate::lang::{Lang, Localize};
-
 /// Why a name cannot be shared or downloaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BadName {
@@ -11,29 +7,6 @@ pub enum BadName {
     Dots,
     Separator,
     Control,
-}
-
-impl std::error::Error for BadName {}
-
-impl Localize for BadName {
-    fn localize(&self, lang: Lang, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match (self, lang) {
-            (Self::Empty, Lang::En) => "the name is empty",
-            (Self::Empty, Lang::Pt) => "o nome está vazio",
-            (Self::Dots, Lang::En) => "the name is `.` or `..`",
-            (Self::Dots, Lang::Pt) => "o nome é `.` ou `..`",
-            (Self::Separator, Lang::En) => "the name contains a path separator",
-            (Self::Separator, Lang::Pt) => "o nome contém um separador de caminho",
-            (Self::Control, Lang::En) => "the name contains a control character",
-            (Self::Control, Lang::Pt) => "o nome contém um caractere de controle",
-        })
-    }
-}
-
-impl fmt::Display for BadName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.localize(Lang::En, f)
-    }
 }
 
 /// Checks that `name` is a single plain file name: joined onto a folder it stays inside

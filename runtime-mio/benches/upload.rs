@@ -10,8 +10,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use napshare_core::host::Upload;
 use napshare_core::wire::ByteRange;
+use napshare_host::Upload;
 use napshare_mio::send::{send_upload, Method};
 
 fn env(name: &str, default: u64) -> u64 {

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use mio::{Events, Interest, Poll, Token, Waker};
 use napshare_core::client::{Client, Command};
-use napshare_core::host::{drain, feed, ClientIo, ClientSetup, Disk, Ui, Upload};
 use napshare_core::{ConnId, Transmit};
+use napshare_host::{drain, feed, ClientIo, ClientSetup, Disk, Ui, Upload};
 
 use crate::conn::{Conn, ReadEnd};
 use crate::{poll_until, token, READ_BUF};

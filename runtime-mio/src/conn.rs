@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use napshare_core::host::Upload;
+use napshare_host::Upload;
 
 use crate::send::{send_upload, METHOD};
 

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use mio::net::TcpListener;
 use mio::{Events, Poll, Token};
-use napshare_core::host::{ClientSetup, Runtime};
 use napshare_core::server::ServerConfig;
 use napshare_core::ConnId;
+use napshare_host::{ClientSetup, Runtime};
 
 mod client;
 mod conn;
@@ -42,7 +42,7 @@ impl Runtime for Mio {
 
 /// The `napshare` command; `bin` is the name it was installed under.
 pub fn main(bin: &'static str) -> ExitCode {
-    napshare_core::host::main::<Mio>(bin)
+    napshare_host::main::<Mio>(bin)
 }
 
 /// Size of the one read buffer each loop reuses for every socket.

@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 
-use napshare_core::host::Upload;
+use napshare_host::Upload;
 
 /// How file ranges are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

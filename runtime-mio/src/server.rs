@@ -19,9 +19,9 @@ use std::io;
 use std::time::Instant;
 
 use mio::{Events, Interest, Poll, Token};
-use napshare_core::host::{log_no_room, log_opened, log_server_event};
 use napshare_core::server::{Server, ServerConfig};
 use napshare_core::ConnId;
+use napshare_host::{log_no_room, log_opened, log_server_event};
 
 use crate::conn::{Conn, ReadEnd};
 use crate::{poll_until, token, READ_BUF};

@@ -6,8 +6,8 @@ use std::io;
 use std::time::Instant;
 
 use napshare_core::client::{Client, Command};
-use napshare_core::host::{drain, feed, ClientIo, ClientSetup, Disk, Ui, Upload};
 use napshare_core::{ConnId, Transmit};
+use napshare_host::{drain, feed, ClientIo, ClientSetup, Disk, Ui, Upload};
 use smol::channel::{self, Sender};
 use smol::net::{TcpListener, TcpStream};
 use smol::{Async, LocalExecutor, Timer};

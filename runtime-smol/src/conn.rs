@@ -24,8 +24,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 
-use napshare_core::host::Upload;
 use napshare_core::ConnId;
+use napshare_host::Upload;
 use smol::channel::Sender;
 use smol::net::TcpStream;
 use smol::{Async, LocalExecutor};
@@ -42,7 +42,7 @@ pub enum Input {
     /// A file range sent as a framed reply is written.
     Sent(ConnId),
     /// From the user's side of a client (standard input, stop signals).
-    Host(napshare_core::host::Input),
+    Host(napshare_host::Input),
 }
 
 /// Work for a connection's task, in order.

@@ -9,8 +9,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use napshare_core::host::{ClientSetup, Runtime};
 use napshare_core::server::ServerConfig;
+use napshare_host::{ClientSetup, Runtime};
 use smol::{future, Async, Timer};
 
 mod client;
@@ -42,7 +42,7 @@ impl Runtime for Smol {
 
 /// The `napshare-smol` command; `bin` is the name it was installed under.
 pub fn main(bin: &'static str) -> ExitCode {
-    napshare_core::host::main::<Smol>(bin)
+    napshare_host::main::<Smol>(bin)
 }
 
 /// Waits for the next input, or `None` once `deadline` passes. `timer` is the one timer

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::io;
 use std::time::{Duration, Instant};
 
-use napshare_core::host::{log_no_room, log_opened, log_server_event};
 use napshare_core::server::{Server, ServerConfig};
 use napshare_core::ConnId;
+use napshare_host::{log_no_room, log_opened, log_server_event};
 use smol::channel::{self, Sender};
 use smol::net::TcpListener;
 use smol::{Async, LocalExecutor, Timer};

@@ -67,7 +67,7 @@ impl Runtime {
     pub fn command(self) -> Command {
         let mut cmd = Command::new(node_binary());
         cmd.env("NAPSHARE_RUNTIME", self.name())
-            .env(napshare_core::host::CACHE_ENV, "");
+            .env(napshare_host::CACHE_ENV, "");
         c_locale(&mut cmd);
         cmd
     }
@@ -564,7 +564,7 @@ impl ClientProc {
         }
         let mut cmd = runtime.command();
         // A restarted client (`start_in` the same folder) finds its hashes there.
-        cmd.env(napshare_core::host::CACHE_ENV, dir.join("cache"));
+        cmd.env(napshare_host::CACHE_ENV, dir.join("cache"));
         cmd.arg("client")
             .arg("--server")
             .arg(server)
@@ -1106,7 +1106,7 @@ mod tests {
     use super::*;
     use napshare_core::client::{ClientEvent, SearchHit};
     use napshare_core::hash::ContentHash;
-    use napshare_core::lang::{Lang, Localize};
+    use napshare_host::lang::{Lang, Localize};
 
     /// What the client prints is read back exactly, whatever the names and sizes.
     #[test]

@@ -139,8 +139,7 @@ mod upload;
 
 use download::Download;
 pub use event::{
-    copies, results_table, ClientError, ClientEvent, DownloadFailure, FileError, LostReason,
-    PeerProblem,
+    copies, ClientError, ClientEvent, DownloadFailure, FileError, LostReason, PeerProblem,
 };
 use goal::GoalRun;
 pub use goal::{exit, Goal};

@@ -198,11 +198,9 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-/// `s` as a JSON string (the one-shot commands' encoder).
+/// `s` as a JSON string.
 fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    napshare_core::host::json_string(&mut out, s);
-    out
+    serde_json::to_string(s).expect("a string serializes")
 }
 
 fn json_hist(h: &Histogram) -> String {

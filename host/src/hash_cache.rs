@@ -23,7 +23,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::hash::{ContentHash, PieceHashes};
+use napshare_core::hash::{ContentHash, PieceHashes};
 
 /// Names the folder the cache lives in; empty: no cache.
 pub const CACHE_ENV: &str = "NAPSHARE_CACHE";
@@ -117,7 +117,7 @@ impl HashCache {
         path: &Path,
         read: &mut dyn FnMut(u64),
     ) -> io::Result<PieceHashes> {
-        let mut file = super::disk::open_regular(path)?;
+        let mut file = crate::disk::open_regular(path)?;
         let stamp = Stamp::of(&file.metadata()?);
         let pieces = match self.recorded.get(name) {
             Some((recorded, pieces)) if *recorded == stamp => {
@@ -128,7 +128,7 @@ impl HashCache {
                 self.hashed += 1;
                 // Stamped before reading: a file written while it is read is read again
                 // next time.
-                super::disk::hash_open(&mut file, stamp.size, read)?
+                crate::disk::hash_open(&mut file, stamp.size, read)?
             }
         };
         if stamp.before(self.settled) {
@@ -295,10 +295,7 @@ mod tests {
         fs::remove_file(shared.join("empty")).unwrap();
         let (after, reused, hashed) = scan(shared, &cache);
         assert_eq!((reused, hashed), (1, 1));
-        assert_eq!(
-            after[0],
-            crate::host::hash_file(&shared.join("a.txt")).unwrap()
-        );
+        assert_eq!(after[0], crate::hash_file(&shared.join("a.txt")).unwrap());
         assert_ne!(after[0], first[0]);
         // The removed file is no longer recorded.
         let recorded = decode(&fs::read(&cache).unwrap()).unwrap();

@@ -1,8 +1,8 @@
 //! Micro-benchmarks of the index server's hot paths (issue 5).
 //!
-//! `cargo bench -p napshare-core --bench micro`; with `NAPSHARE_BENCH_10M=1` the search and
+//! `cargo bench -p napshare-tests --bench micro`; with `NAPSHARE_BENCH_10M=1` the search and
 //! removal benchmarks also run at 10,000,000 names (about 1.5 GB of memory, a minute to
-//! build). `cargo bench -p napshare-core --bench index_report` prints memory per file,
+//! build). `cargo bench -p napshare-tests --bench index_report` prints memory per file,
 //! build times and latency percentiles over many patterns.
 
 mod common;

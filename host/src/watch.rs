@@ -1,8 +1,8 @@
 //! The live shared folder, host side: a thread turns the operating system's change
 //! notifications for the shared folder (the `notify` crate: inotify on Linux) into the
 //! names of the files that changed, once each has stopped changing, and hands them to the
-//! client loop ([`super::Input::Folder`]). What to do about a name is the core's business
-//! ([`crate::client::Client::handle_folder_change`]): it looks at the file again.
+//! client loop ([`crate::Input::Folder`]). What to do about a name is the core's business
+//! ([`napshare_core::client::Client::handle_folder_change`]): it looks at the file again.
 //!
 //! Only the top level of the folder is watched, like the scan at start, and only names
 //! that can be shared are reported. A name is reported once nothing happened to it for
@@ -23,9 +23,9 @@ use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tracing::warn;
 
-use crate::client::{ClientConfig, SharedFile};
 use crate::lang::Lang;
-use crate::names::check_file_name;
+use napshare_core::client::{ClientConfig, SharedFile};
+use napshare_core::names::check_file_name;
 
 /// How long a file of the shared folder must stay unchanged before it is reported.
 pub const SETTLE: Duration = Duration::from_millis(500);
@@ -351,7 +351,7 @@ mod tests {
         assert_eq!(name, "new.txt");
         assert!(at >= wrote + SETTLE, "reported before it settled");
         // Hashing and reading it (what the client and its uploads do) report nothing.
-        super::super::hash_file(&path).unwrap();
+        crate::hash_file(&path).unwrap();
         fs::read(&path).unwrap();
         assert_eq!(next(&rx, SETTLE * 3), None);
         // A rename reports both names; a removal the name.

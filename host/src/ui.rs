@@ -6,11 +6,11 @@ use std::io::IsTerminal;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::prompt::PromptOut;
-use crate::client::ClientEvent;
 use crate::lang::{Lang, Localize};
+use crate::prompt::PromptOut;
+use napshare_core::client::ClientEvent;
 
-use super::Script;
+use crate::Script;
 
 /// Prints a client's events on standard output.
 pub struct Ui {
@@ -37,9 +37,9 @@ impl Default for Ui {
 }
 
 impl Ui {
-    /// Speaks the locale's language ([`super::lang_from_env`]); see [`Ui::with_lang`].
+    /// Speaks the locale's language ([`crate::lang_from_env`]); see [`Ui::with_lang`].
     pub fn new() -> Self {
-        Self::with_lang(super::lang_from_env())
+        Self::with_lang(crate::lang_from_env())
     }
 
     /// Speaks `lang`; bars only when standard output is a terminal.

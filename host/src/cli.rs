@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use super::help;
-use super::Say;
+use crate::help;
 use crate::lang::Lang;
+use crate::lang::Localize;
+use crate::Say;
 
 /// napshare: a Napster-style peer-to-peer file sharer.
 ///
@@ -56,7 +57,7 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 10_000)]
     pub max_files: usize,
     /// Longest request line in bytes, line end included; a longer line is dropped.
-    #[arg(long, default_value_t = crate::wire::MAX_LINE)]
+    #[arg(long, default_value_t = napshare_core::wire::MAX_LINE)]
     pub max_line: usize,
     /// Seconds a new connection may take to send JOIN before it is closed.
     #[arg(long, default_value_t = 10)]
@@ -150,9 +151,9 @@ pub struct CompletionsArgs {
 
 /// A name `get` can fetch: the file names the protocol allows.
 fn file_name(text: &str) -> Result<String, String> {
-    crate::names::check_file_name(text)
+    napshare_core::names::check_file_name(text)
         .map(|()| text.to_owned())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.in_lang(crate::lang::Lang::En).to_string())
 }
 
 impl Cli {
@@ -170,7 +171,7 @@ impl ServerArgs {
             listen,
             max_results: 1000,
             max_files: 10_000,
-            max_line: crate::wire::MAX_LINE,
+            max_line: napshare_core::wire::MAX_LINE,
             join_timeout: 10,
             idle_timeout: 60,
             max_connections: 16_384,
@@ -211,7 +212,7 @@ pub fn ask_mode(lang: Lang, input: &mut impl BufRead, output: &mut impl Write) -
             "server" | "servidor" | "s" => {
                 return Ok(Mode::Server(ServerArgs::new(SocketAddr::from((
                     [0, 0, 0, 0],
-                    crate::wire::CLASSIC_SERVER_PORT,
+                    napshare_core::wire::CLASSIC_SERVER_PORT,
                 )))))
             }
             "client" | "cliente" | "c" => {

@@ -2,12 +2,14 @@
 //! folders (and the watch on the shared folder), and standard input (plain lines, or the
 //! interactive prompt on a terminal).
 //!
-//! This is not part of the sans-IO core proper (it touches the file system and spawns the
-//! threads that read standard input or run the prompt, wait for stop signals and watch the
-//! shared folder), but it holds no protocol decisions and both runtimes need exactly the
-//! same code; keeping it here, behind the `host` feature, is what keeps the runtime crates
-//! free of duplicated logic. Sockets and clocks stay in the runtimes: even the listeners are bound through
-//! [`Runtime::bind`], so no socket type is named here.
+//! It touches the file system and starts the threads that read standard input or run the
+//! prompt, wait for stop signals and watch the shared folder, so it is not part of the
+//! sans-IO core (napshare-core, which it depends on and which never depends on it). It
+//! makes no protocol decisions; both runtimes need exactly this code, and keeping it in one
+//! crate is what keeps the runtime crates free of duplicated logic. It also holds every
+//! text a user reads ([`text`], [`lang`]): the core hands over plain data. Sockets and
+//! clocks stay in the runtimes: even the listeners are bound through [`Runtime::bind`], so
+//! no socket type is named here.
 
 pub mod cli;
 mod disk;
@@ -15,12 +17,14 @@ mod drain;
 mod front;
 mod hash_cache;
 mod help;
+pub mod lang;
 mod log;
 mod oneshot;
 mod prompt;
 mod run;
 mod say;
 mod stdin;
+pub mod text;
 mod ui;
 mod watch;
 
@@ -29,7 +33,7 @@ pub use drain::{drain, ClientIo};
 pub use front::{feed, ClientSetup, Input};
 pub use hash_cache::{HashCache, CACHE_ENV};
 pub use log::{init_logs, log_no_room, log_opened, log_server_event};
-pub use oneshot::{json_string, Script};
+pub use oneshot::Script;
 pub use run::{main, Runtime};
 pub use say::{lang_from_env, Say};
 pub use stdin::on_stop_signal;

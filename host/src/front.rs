@@ -6,13 +6,13 @@
 use std::io;
 use std::time::Instant;
 
-use crate::client::{Client, ClientConfig, SharedFile};
 use crate::lang::Lang;
+use napshare_core::client::{Client, ClientConfig, SharedFile};
 
-use super::prompt;
-use super::stdin::spawn_stdin_reader;
-use super::watch::watch_shared;
-use super::{drain, on_stop_signal, Answer, ClientIo, Disk, Script, Ui};
+use crate::prompt;
+use crate::stdin::spawn_stdin_reader;
+use crate::watch::watch_shared;
+use crate::{drain, on_stop_signal, Answer, ClientIo, Disk, Script, Ui};
 
 /// Everything a runtime needs to run one client process.
 #[derive(Debug, Clone)]

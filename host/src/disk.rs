@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use crate::client::{Client, Command, DownloadId, FileError, SharedFile};
-use crate::hash::{piece_span, FileHasher, PieceHashes, PIECE};
-use crate::names::check_file_name;
-use crate::wire::{ByteRange, CLASSIC_SERVER_PORT};
+use napshare_core::client::{Client, Command, DownloadId, FileError, SharedFile};
+use napshare_core::hash::{piece_span, FileHasher, PieceHashes, PIECE};
+use napshare_core::names::check_file_name;
+use napshare_core::wire::{ByteRange, CLASSIC_SERVER_PORT};
 
-use super::{HashCache, Input};
+use crate::{HashCache, Input};
 
 /// The regular files directly in `dir` (not symlinks, not subfolders), sorted by name and
 /// hashed, through `cache`: a file unchanged since a run recorded its hashes is not read
@@ -483,7 +483,7 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let mut disk = Disk::with_hasher(move |input| tx.send(input).is_ok());
         let now = Instant::now();
-        let config = crate::client::ClientConfig {
+        let config = napshare_core::client::ClientConfig {
             server: SocketAddr::from(([127, 0, 0, 1], 1234)),
             shared_dir: dir.path().to_owned(),
             downloads_dir: dir.path().to_owned(),

@@ -45,12 +45,12 @@ use rustyline::{
     ExternalPrinter, Helper, KeyEvent, RepeatCount,
 };
 
-use super::Input;
-use crate::client::ClientEvent;
-use crate::command::{self, UserCommand, Verb};
 use crate::lang::Lang;
-use crate::names::check_file_name;
-use crate::wire::PeerAddr;
+use crate::Input;
+use napshare_core::client::ClientEvent;
+use napshare_core::command::{self, UserCommand, Verb};
+use napshare_core::names::check_file_name;
+use napshare_core::wire::PeerAddr;
 
 /// What the prompt shows.
 pub const PROMPT: &str = "napshare> ";

@@ -7,7 +7,6 @@
 //! The result is printed once the client has exited, from what its events recorded and
 //! the exit status it chose.
 
-use std::fmt::Write as _;
 use std::io::{self, Write as _};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -16,13 +15,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use clap::CommandFactory;
+use serde::Serialize;
 
-use crate::client::{exit, results_table, ClientConfig, ClientEvent, Goal, SearchHit};
+use crate::text::results_table;
+use napshare_core::client::{exit, ClientConfig, ClientEvent, Goal, SearchHit};
 
-use super::cli::{Cli, ClientArgs, GetArgs, SearchArgs, ShareArgs};
-use super::run::{client, Runtime};
-use super::{hash_file, lang_from_env, resolve_server, ClientSetup};
+use crate::cli::{Cli, ClientArgs, GetArgs, SearchArgs, ShareArgs};
 use crate::lang::{Lang, Localize};
+use crate::run::{client, Runtime};
+use crate::{hash_file, lang_from_env, resolve_server, ClientSetup};
 
 /// How a one-shot client reports ([`ClientSetup::script`]).
 #[derive(Debug, Clone, Default)]
@@ -80,7 +81,7 @@ impl Script {
             }
             ClientEvent::DownloadFailed { .. }
             | ClientEvent::ServerLost { .. }
-            | ClientEvent::Error(_) => record.problem = Some(event.to_string()),
+            | ClientEvent::Error(_) => record.problem = Some(event.in_lang(Lang::En).to_string()),
             ClientEvent::DownloadStarted { .. } => *progress = Some(0),
             ClientEvent::DownloadProgress {
                 done,
@@ -280,10 +281,7 @@ fn failed(failure: Failure, json: bool) -> ExitCode {
         }
     };
     let text = if json {
-        let mut o = JsonObject::new();
-        o.str("error", &problem);
-        o.raw("status", &status.to_string());
-        o.finish()
+        error_json(&problem, status)
     } else {
         String::new()
     };
@@ -292,110 +290,71 @@ fn failed(failure: Failure, json: bool) -> ExitCode {
 
 // ---- output ----
 
+/// One result of `search --json`.
+#[derive(Serialize)]
+struct HitJson<'a> {
+    name: &'a str,
+    size: u64,
+    peer: &'a str,
+    /// `null` for a classic peer, which gives no hash.
+    hash: Option<String>,
+}
+
 /// `{"pattern": ..., "results": [{"name", "size", "peer", "hash"}]}` and a line end.
 fn search_json(pattern: &str, hits: &[SearchHit]) -> String {
-    let results: Vec<String> = hits
+    #[derive(Serialize)]
+    struct Search<'a> {
+        pattern: &'a str,
+        results: Vec<HitJson<'a>>,
+    }
+    let results = hits
         .iter()
-        .map(|h| {
-            let mut o = JsonObject::new();
-            o.str("name", &h.name);
-            o.raw("size", &h.size.to_string());
-            o.str("peer", &h.peer);
-            match h.hash {
-                Some(hash) => o.str("hash", &hash.to_string()),
-                None => o.raw("hash", "null"),
-            }
-            o.into_inline()
+        .map(|h| HitJson {
+            name: &h.name,
+            size: h.size,
+            peer: &h.peer,
+            hash: h.hash.map(|hash| hash.to_string()),
         })
         .collect();
-    let mut o = JsonObject::new();
-    o.str("pattern", pattern);
-    o.raw("results", &format!("[{}]", results.join(",")));
-    o.finish()
+    line(&Search { pattern, results })
 }
 
-/// `{"name", "path", "size", "hash", "elapsed"}` and a line end.
+/// `{"name", "path", "size", "hash", "elapsed"}` and a line end; `elapsed` in seconds, to
+/// the millisecond.
 fn get_json(saved: &Saved, hash: &str) -> String {
-    let mut o = JsonObject::new();
-    o.str("name", &saved.name);
-    o.str("path", &saved.path.to_string_lossy());
-    o.raw("size", &saved.bytes.to_string());
-    o.str("hash", hash);
-    o.raw("elapsed", &format!("{:.3}", saved.elapsed.as_secs_f64()));
-    o.finish()
+    #[derive(Serialize)]
+    struct Get<'a> {
+        name: &'a str,
+        path: std::borrow::Cow<'a, str>,
+        size: u64,
+        hash: &'a str,
+        elapsed: f64,
+    }
+    line(&Get {
+        name: &saved.name,
+        path: saved.path.to_string_lossy(),
+        size: saved.bytes,
+        hash,
+        elapsed: saved.elapsed.as_millis() as f64 / 1000.0,
+    })
 }
 
-/// A JSON object written field by field; keys and strings are escaped.
-struct JsonObject(String);
-
-impl JsonObject {
-    fn new() -> Self {
-        Self(String::from("{"))
-    }
-
-    fn key(&mut self, key: &str) {
-        if self.0.len() > 1 {
-            self.0.push(',');
-        }
-        json_string(&mut self.0, key);
-        self.0.push(':');
-    }
-
-    fn str(&mut self, key: &str, value: &str) {
-        self.key(key);
-        json_string(&mut self.0, value);
-    }
-
-    /// A value that is JSON already: a number, `null`, an array.
-    fn raw(&mut self, key: &str, value: &str) {
-        self.key(key);
-        self.0.push_str(value);
-    }
-
-    fn into_inline(mut self) -> String {
-        self.0.push('}');
-        self.0
-    }
-
-    /// The object on a line of its own.
-    fn finish(self) -> String {
-        let mut s = self.into_inline();
-        s.push('\n');
-        s
-    }
+/// `{"error", "status"}` and a line end.
+fn error_json(error: &str, status: i32) -> String {
+    line(&serde_json::json!({ "error": error, "status": status }))
 }
 
-/// Appends `s` as a JSON string (RFC 8259): quotes, backslashes and control characters
-/// escaped, everything else as it is.
-pub fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+/// `value` as JSON on a line of its own.
+fn line(value: &impl Serialize) -> String {
+    let mut text = serde_json::to_string(value).expect("plain structs serialize");
+    text.push('\n');
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::ContentHash;
-
-    #[test]
-    fn strings_are_escaped() {
-        let mut s = String::new();
-        json_string(&mut s, "a \"b\" \\ c\n\u{1}é");
-        assert_eq!(s, r#""a \"b\" \\ c\n\u0001é""#);
-    }
+    use napshare_core::hash::ContentHash;
 
     #[test]
     fn search_results_as_json() {
@@ -436,7 +395,7 @@ mod tests {
         };
         assert_eq!(
             get_json(&saved, "00"),
-            "{\"name\":\"a.txt\",\"path\":\"/tmp/in/a.txt\",\"size\":5,\"hash\":\"00\",\"elapsed\":1.500}\n"
+            "{\"name\":\"a.txt\",\"path\":\"/tmp/in/a.txt\",\"size\":5,\"hash\":\"00\",\"elapsed\":1.5}\n"
         );
     }
 }

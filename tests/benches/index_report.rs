@@ -2,7 +2,7 @@
 //! it takes, search latency percentiles over many different patterns, the cost of removing
 //! a 5,000-file client, and of a compaction.
 //!
-//! `cargo bench -p napshare-core --bench index_report` (100k and 1M names; set
+//! `cargo bench -p napshare-tests --bench index_report` (100k and 1M names; set
 //! `NAPSHARE_BENCH_10M=1` for 10M as well, which needs about 1.5 GB and a minute or two).
 
 // A benchmark reads the clock; the core itself never does.

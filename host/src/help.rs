@@ -96,7 +96,7 @@ Examples:
 
 #[cfg(test)]
 mod tests {
-    use crate::client::exit;
+    use napshare_core::client::exit;
 
     #[test]
     fn exit_statuses_in_the_help_are_the_clients() {

@@ -2,10 +2,10 @@
 
 use std::time::Instant;
 
-use crate::client::{Client, Command};
-use crate::Transmit;
+use napshare_core::client::{Client, Command};
+use napshare_core::Transmit;
 
-use super::{Disk, Ui};
+use crate::{Disk, Ui};
 
 /// What a runtime provides to [`drain`]: its sockets and its [`Disk`].
 pub trait ClientIo {

@@ -5,16 +5,16 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
-use crate::client::ClientConfig;
 use crate::lang::Lang;
-use crate::server::ServerConfig;
+use napshare_core::client::ClientConfig;
+use napshare_core::server::ServerConfig;
 
-use super::cli::{ask_mode, Cli, ClientArgs, Mode, ServerArgs};
-use super::{
+use crate::cli::{ask_mode, Cli, ClientArgs, Mode, ServerArgs};
+use crate::{
     init_logs, lang_from_env, on_stop_signal, oneshot, resolve_server, scan_shared, ClientSetup,
     HashCache, Say, ScanBar,
 };
-use crate::wire::CLASSIC_PEER_PORT;
+use napshare_core::wire::CLASSIC_PEER_PORT;
 
 /// An event loop that can drive the core's state machines.
 pub trait Runtime {
@@ -31,7 +31,7 @@ pub trait Runtime {
     fn run_server(listener: Self::Listener, config: ServerConfig) -> io::Result<()>;
 
     /// Runs a client whose file server is `listener`; returns its exit status
-    /// ([`crate::client::Client::exit_status`]).
+    /// ([`napshare_core::client::Client::exit_status`]).
     fn run_client(listener: Self::Listener, setup: ClientSetup) -> io::Result<i32>;
 }
 

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 
 use tracing::{debug, info, warn};
 
-use crate::server::ServerEvent;
+use napshare_core::server::ServerEvent;
 
 /// Installs the log writer; call once at start.
 pub fn init_logs() {
@@ -21,7 +21,7 @@ pub fn init_logs() {
 }
 
 /// Logs a connection accepted (it has `conn` until it closes).
-pub fn log_opened(conn: crate::ConnId, peer: std::net::SocketAddr) {
+pub fn log_opened(conn: napshare_core::ConnId, peer: std::net::SocketAddr) {
     info!(conn = conn.0, %peer, "connection opened");
 }
 

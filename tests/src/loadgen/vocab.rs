@@ -14,17 +14,14 @@
 
 use std::collections::HashSet;
 
-/// A small, fast, seedable generator (wyrand). Not for cryptography.
+/// A seedable generator (fastrand's wyrand) with the draws the vocabulary and the mix
+/// make. Not for cryptography.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(fastrand::Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        // Spread close seeds apart (splitmix64 finaliser).
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Self(z ^ (z >> 31))
+        Self(fastrand::Rng::with_seed(seed))
     }
 
     /// A generator for stream `stream` of `seed` (one per client, one for the catalog...).
@@ -32,25 +29,19 @@ impl Rng {
         Self::new(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03).rotate_left(17))
     }
 
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0xA076_1D64_78BD_642F);
-        let t = u128::from(self.0) * u128::from(self.0 ^ 0xE703_7ED1_A0B4_28DB);
-        ((t >> 64) as u64) ^ (t as u64)
-    }
-
     /// Uniform in `0..n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+        self.0.u64(..n)
     }
 
-    /// Uniform in `0..n` as a `usize`.
+    /// Uniform in `0..n` as a `usize` (`n > 0`).
     pub fn index(&mut self, n: usize) -> usize {
-        self.below(n as u64) as usize
+        self.0.usize(..n)
     }
 
     /// Uniform in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.f64()
     }
 
     /// `true` with probability `percent`/100.

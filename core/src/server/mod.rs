@@ -1,0 +1,300 @@
+//! The index server state machine.
+//!
+//! One [`Server`] holds every client connection and the index. The driver reports sockets
+//! with [`Server::handle_accept`], [`Server::handle_bytes`] and [`Server::handle_closed`] and
+//! then drains [`Server::poll_transmit`], [`Server::poll_close`] and [`Server::poll_event`].
+//!
+//! Towards a classic client it sends exactly the seed's bytes (PROTOCOL.md) and nothing
+//! unsolicited: a line it cannot parse gets no reply and the connection stays open.
+
+mod config;
+mod conn;
+mod reply;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::index::{Index, OwnerId};
+use crate::wire::LineBuf;
+use crate::{ConnId, Transmit};
+
+pub use config::{LeaveReason, ServerConfig, ServerEvent, UnknownConn, QUIET, SOCKET_BUFFER_MAX};
+use conn::{At, Conn, Ctx, State};
+
+/// The index server.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    index: Index,
+    conns: BTreeMap<ConnId, Conn>,
+    /// Connections with bytes in `tx`, in the order they got them.
+    ready: VecDeque<ConnId>,
+    closes: VecDeque<ConnId>,
+    events: VecDeque<ServerEvent>,
+    next_owner: u64,
+    /// Connections with a deadline (an unterminated line, or a silence limit), by when.
+    timers: BTreeSet<(Instant, ConnId)>,
+    /// Emptied reply buffers the driver gave back ([`Server::recycle`]), for the next
+    /// connection that has something to say: no allocation per reply.
+    spare: Vec<Vec<u8>>,
+}
+
+/// Most buffers [`Server::recycle`] keeps.
+const SPARE_BUFFERS: usize = 64;
+/// A buffer bigger than this (a long search reply) is freed rather than kept.
+const SPARE_CAPACITY: usize = 64 * 1024;
+
+impl Server {
+    pub fn new(_now: Instant, config: ServerConfig) -> Self {
+        Self {
+            config,
+            index: Index::new(),
+            conns: BTreeMap::new(),
+            ready: VecDeque::new(),
+            closes: VecDeque::new(),
+            events: VecDeque::new(),
+            next_owner: 0,
+            timers: BTreeSet::new(),
+            spare: Vec::new(),
+        }
+    }
+
+    /// A client connected from `peer`; returns the id its bytes go by.
+    pub fn handle_accept(&mut self, now: Instant, peer: SocketAddr) -> ConnId {
+        let conn = ConnId(self.next_owner);
+        let owner = OwnerId(self.next_owner);
+        self.next_owner += 1;
+        let fresh = Conn {
+            ip: peer.ip().to_canonical(),
+            owner,
+            state: State::AwaitingJoin,
+            rx: LineBuf::new(self.config.max_line),
+            tx: Vec::new(),
+            partial_due: None,
+            silent_due: Some(now + self.config.join_timeout),
+            due: None,
+        };
+        let c = self.conns.entry(conn).or_insert(fresh);
+        c.reschedule(conn, &mut self.timers);
+        conn
+    }
+
+    /// Bytes arrived on `conn`.
+    pub fn handle_bytes(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        data: &[u8],
+    ) -> Result<(), UnknownConn> {
+        let Self {
+            conns,
+            index,
+            config,
+            events,
+            closes,
+            ready,
+            timers,
+            spare,
+            ..
+        } = self;
+        let c = conns.get_mut(&conn).ok_or(UnknownConn(conn))?;
+        if matches!(c.state, State::Closing) {
+            return Ok(());
+        }
+        let mut ctx = Ctx {
+            index,
+            config,
+            events,
+            closes,
+        };
+        if c.tx.capacity() == 0 {
+            if let Some(buf) = spare.pop() {
+                c.tx = buf;
+            }
+        }
+        let had_output = !c.tx.is_empty();
+        let (ip, owner) = (c.ip, c.owner);
+        let burst = config.max_queued.saturating_add(SOCKET_BUFFER_MAX);
+        c.rx.feed(data, |line| {
+            let at = At {
+                ip,
+                owner,
+                state: &mut c.state,
+                tx: &mut c.tx,
+            };
+            if !ctx.serve(conn, at, line) {
+                return false;
+            }
+            if c.tx.len() > burst {
+                // It would be dropped for this backlog anyway, once it was built.
+                c.tx = Vec::new();
+                ctx.close(conn, owner, &mut c.state, LeaveReason::TooSlow);
+                return false;
+            }
+            true
+        });
+        // An unterminated line is due after a quiet time, counted from its last byte; an
+        // extension client's silence is counted from it too.
+        c.partial_due = (!c.rx.partial().is_empty()).then_some(now + QUIET);
+        c.heard_from(now, config);
+        c.reschedule(conn, timers);
+        if !had_output && !c.tx.is_empty() {
+            ready.push_back(conn);
+        }
+        Ok(())
+    }
+
+    /// Acts on the deadlines that have passed: takes unterminated lines that waited
+    /// [`QUIET`] as whole lines, and closes connections silent past their limit. Safe to
+    /// call at any time.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(due, conn)) = self.timers.first() {
+            if due > now {
+                return;
+            }
+            self.timers.pop_first();
+            let Self {
+                conns,
+                index,
+                config,
+                events,
+                closes,
+                ready,
+                timers,
+                ..
+            } = self;
+            let Some(c) = conns.get_mut(&conn) else {
+                continue;
+            };
+            c.due = None;
+            let mut ctx = Ctx {
+                index,
+                config,
+                events,
+                closes,
+            };
+            let had_output = !c.tx.is_empty();
+            if c.silent_due.is_some_and(|d| d <= now) {
+                let reason = match c.state {
+                    State::AwaitingJoin => LeaveReason::JoinTimeout,
+                    _ => LeaveReason::Silent,
+                };
+                ctx.close(conn, c.owner, &mut c.state, reason);
+                continue;
+            }
+            if c.partial_due.is_some_and(|d| d <= now) {
+                c.partial_due = None;
+                if let Some(line) = c.rx.take_partial() {
+                    let at = At {
+                        ip: c.ip,
+                        owner: c.owner,
+                        state: &mut c.state,
+                        tx: &mut c.tx,
+                    };
+                    ctx.serve(conn, at, Ok(&line));
+                    c.heard_from(now, config);
+                }
+            }
+            if !had_output && !c.tx.is_empty() {
+                ready.push_back(conn);
+            }
+            c.reschedule(conn, timers);
+        }
+    }
+
+    /// `conn` closed (EOF, error, or the driver closed it after [`Server::poll_close`]).
+    /// Its files leave the index at once. Closing an unknown connection does nothing.
+    pub fn handle_closed(&mut self, _now: Instant, conn: ConnId) {
+        self.forget(conn, LeaveReason::Closed);
+    }
+
+    /// Forgets `conn`: its timer, and its files unless it already left; says why.
+    fn forget(&mut self, conn: ConnId, reason: LeaveReason) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        if let Some(due) = c.due {
+            self.timers.remove(&(due, conn));
+        }
+        if !matches!(c.state, State::Closing) {
+            let files = self.index.remove_owner(c.owner);
+            self.events.push_back(ServerEvent::Left {
+                conn,
+                files,
+                reason,
+            });
+        }
+    }
+
+    /// Whether another connection may be accepted; the driver closes one that comes when
+    /// not.
+    pub fn has_room(&self) -> bool {
+        self.conns.len() < self.config.max_connections
+    }
+
+    /// The driver holds `queued` bytes not yet written to `conn`. Past the limit the
+    /// connection is dropped (its files leave at once) and this returns `true`: the driver
+    /// closes the socket without writing the rest.
+    pub fn handle_backlog(&mut self, _now: Instant, conn: ConnId, queued: usize) -> bool {
+        if queued <= self.config.max_queued {
+            return false;
+        }
+        self.forget(conn, LeaveReason::TooSlow);
+        true
+    }
+
+    /// The next bytes to write; all of one connection's pending bytes come at once.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        while let Some(conn) = self.ready.pop_front() {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            if !c.tx.is_empty() {
+                let data = std::mem::take(&mut c.tx);
+                return Some(Transmit { conn, data });
+            }
+        }
+        None
+    }
+
+    /// Gives back the buffer of a [`Transmit`] once its bytes are written (or copied), so
+    /// that a later reply is built in it instead of a new allocation. Optional: a driver
+    /// that keeps its buffers loses only that.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() <= SPARE_CAPACITY && self.spare.len() < SPARE_BUFFERS {
+            buf.clear();
+            self.spare.push(buf);
+        }
+    }
+
+    /// A connection to close once the bytes already handed out for it are written.
+    #[must_use]
+    pub fn poll_close(&mut self) -> Option<ConnId> {
+        self.closes.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`Server::handle_timeout`] next: the earliest deadline of any
+    /// connection.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(due, _)| *due)
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Connections currently open.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+}

@@ -30,6 +30,52 @@
 //! }
 //! ```
 //!
+//! The client's loop is the same, with more kinds of output and of input. Two rules keep
+//! its bytes in order:
+//!
+//! - **Bytes before the next command.** Drain `poll_transmit` before each `poll_command`,
+//!   and again after it: a framed upload reply queues its header as bytes and then asks for
+//!   the file range with [`Command::SendFile`](client::Command::SendFile); the header must
+//!   reach the socket before the file does.
+//! - **Facts after the drain.** What the driver learns while carrying out a command (a
+//!   partial file opened, a piece hashed, a connect that failed at once, a file that
+//!   cannot be opened for an upload, a connection that closed while being written) is
+//!   kept and handed back through the matching `handle_*` input only once every `poll_*`
+//!   returned `None`, then the drain starts again. Never call into a state machine from
+//!   inside its drain: the client may be halfway through queuing a reply.
+//!
+//! ```no_run
+//! # use std::collections::VecDeque;
+//! # use std::time::Instant;
+//! # use napshare_core::client::{Client, ClientConfig, Command};
+//! # fn config() -> ClientConfig { unimplemented!() }
+//! # fn write(_: napshare_core::Transmit) {}
+//! # fn open_part(_: &std::path::Path) -> Result<u64, String> { unimplemented!() }
+//! let mut client = Client::new(Instant::now(), config(), Vec::new());
+//! let mut facts = VecDeque::new();
+//! loop {
+//!     let now = Instant::now();
+//!     while let Some(t) = client.poll_transmit() {
+//!         write(t); // bytes first, and again after every command
+//!     }
+//!     if let Some(cmd) = client.poll_command() {
+//!         if let Command::OpenPart { download, path } = cmd {
+//!             facts.push_back((download, open_part(&path))); // not handed over yet
+//!         }
+//!         continue;
+//!     }
+//!     if let Some(_event) = client.poll_event() {
+//!         continue; // show it to the user
+//!     }
+//!     match facts.pop_front() {
+//!         Some((download, opened)) => client.handle_part_opened(now, download, opened),
+//!         None => break, // drained: read `poll_timeout` and wait for I/O
+//!     }
+//! }
+//! ```
+//!
+//! napshare-host's `ClientNode` is this loop for both runtimes.
+//!
 //! # Errors and panics
 //!
 //! Bad bytes from a peer are that peer's problem: the line gets no reply, or the

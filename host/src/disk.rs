@@ -1,16 +1,15 @@
 //! The file-system side of a client: scanning the shared folder, serving file ranges and
-//! writing downloads, carried out for [`Client`]'s commands.
+//! writing downloads, carried out for the client's commands.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::Instant;
 
-use napshare_core::client::{Client, Command, DownloadId, FileError, SharedFile};
+use napshare_core::client::{Command, DownloadId, FileError, SharedFile};
 use napshare_core::hash::{piece_span, FileHasher, PieceHashes, PIECE};
 use napshare_core::names::check_file_name;
 use napshare_core::wire::{ByteRange, CLASSIC_SERVER_PORT};
@@ -202,16 +201,9 @@ impl Upload {
         self.sent += n;
     }
 
-    /// The file and the span `[pos, end)` still to send, for a runtime that hands the
-    /// range to the kernel (`sendfile`) instead of copying it through [`Upload::chunk`];
-    /// `None` while bytes read by `chunk` are still waiting.
-    pub fn kernel_range(&self) -> Option<(&File, u64, u64)> {
-        (self.sent == self.buf.len()).then_some((&self.file, self.pos, self.end))
-    }
-
-    /// Records that the kernel sent `n` bytes from the position; `0` means the file ended
-    /// early (it shrank since it was opened), and ends the upload.
-    pub fn advance(&mut self, n: u64) {
+    /// Records that `n` bytes were read from the position; `0` means the file ended early
+    /// (it shrank since it was opened), and ends the upload.
+    fn advance(&mut self, n: u64) {
         self.pos = if n == 0 { self.end } else { self.pos + n };
     }
 
@@ -244,9 +236,9 @@ enum Job {
 }
 
 impl Job {
-    fn run(self) -> Answer {
+    fn run(self) -> Input {
         match self {
-            Self::Look { name, path } => Answer::Looked {
+            Self::Look { name, path } => Input::Looked {
                 name,
                 result: hash_file(&path).map_err(FileError::from),
             },
@@ -255,37 +247,10 @@ impl Job {
                 file,
                 pieces,
                 len,
-            } => Answer::PartChecked {
+            } => Input::PartChecked {
                 download,
                 good: check_part(&file, &pieces, len),
             },
-        }
-    }
-}
-
-/// What the hashing thread found, for the client (in an [`Input::Disk`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// For [`Client::handle_stat`].
-    Looked {
-        name: String,
-        result: Result<PieceHashes, FileError>,
-    },
-    /// For [`Client::handle_part_checked`].
-    PartChecked {
-        download: DownloadId,
-        good: Vec<bool>,
-    },
-}
-
-impl Answer {
-    /// Hands the answer to the client.
-    pub fn give(self, client: &mut Client, now: Instant) {
-        match self {
-            Self::Looked { name, result } => client.handle_stat(now, &name, result),
-            Self::PartChecked { download, good } => {
-                client.handle_part_checked(now, download, &good);
-            }
         }
     }
 }
@@ -300,12 +265,11 @@ impl Disk {
     /// with `later`, every [`Command::CheckPart`]) to a thread of its own, one after the
     /// other, which gives each answer to `send` as an [`Input`] (`send` returns `false`
     /// once the loop is gone, and the thread stops).
-    #[allow(clippy::disallowed_methods)] // the hashing thread, outside the core
     pub fn with_hasher(send: impl Fn(Input) -> bool + Send + 'static) -> Self {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::spawn(move || {
             for job in rx {
-                if !send(Input::Disk(job.run())) {
+                if !send(job.run()) {
                     return;
                 }
             }
@@ -318,7 +282,7 @@ impl Disk {
 
     /// Does `job` on the hashing thread when there is one and `later` allows (its answer
     /// comes as an input); else, or when the thread is gone, now.
-    fn run(&self, job: Job, later: bool, client: &mut Client, now: Instant) {
+    fn run(&self, job: Job, later: bool, facts: &mut VecDeque<Input>) {
         let job = match &self.hasher {
             Some(hasher) if later => match hasher.send(job) {
                 Ok(()) => return,
@@ -326,28 +290,28 @@ impl Disk {
             },
             _ => job,
         };
-        job.run().give(client, now);
+        facts.push_back(job.run());
     }
 
-    /// Performs `cmd` if it is a file command, reporting the result to `client`; gives
-    /// back the socket commands for the runtime.
-    pub fn perform(&mut self, now: Instant, cmd: Command, client: &mut Client) -> Option<Command> {
+    /// Performs the file command `cmd`; what it finds is a fact for the client.
+    pub fn perform(&mut self, cmd: Command, facts: &mut VecDeque<Input>) {
         match cmd {
             Command::Stat { name, path, later } => {
-                self.run(Job::Look { name, path }, later, client, now);
+                self.run(Job::Look { name, path }, later, facts);
             }
             Command::OpenPart { download, path } => {
                 let opened = path
                     .parent()
                     .map_or(Ok(()), fs::create_dir_all)
                     .and_then(|()| open_part(&path));
-                match opened {
+                let result = match opened {
                     Ok((f, len)) => {
                         self.parts.insert(download, (f, path));
-                        client.handle_part_opened(now, download, Ok(len));
+                        Ok(len)
                     }
-                    Err(e) => client.handle_part_opened(now, download, Err(e.to_string())),
-                }
+                    Err(e) => Err(e.to_string()),
+                };
+                facts.push_back(Input::PartOpened { download, result });
             }
             Command::CheckPart {
                 download,
@@ -369,9 +333,12 @@ impl Disk {
                             pieces,
                             len,
                         };
-                        self.run(job, true, client, now);
+                        self.run(job, true, facts);
                     }
-                    None => client.handle_part_checked(now, download, &[]),
+                    None => facts.push_back(Input::PartChecked {
+                        download,
+                        good: Vec::new(),
+                    }),
                 }
             }
             Command::WritePart {
@@ -386,7 +353,8 @@ impl Disk {
                     None => Ok(()), // creating it failed and was reported
                 };
                 if let Err(e) = written {
-                    client.handle_download_io(now, download, &e.to_string());
+                    let why = e.to_string();
+                    facts.push_back(Input::Written { download, why });
                 }
             }
             Command::CommitPart {
@@ -398,7 +366,7 @@ impl Disk {
                     Some((f, part)) => commit(&f, &part, &dest, len).map_err(|e| e.to_string()),
                     None => Err("the partial file is gone".to_owned()),
                 };
-                client.handle_committed(now, download, result);
+                facts.push_back(Input::Committed { download, result });
             }
             Command::DropPart { download, remove } => {
                 if let Some((_, part)) = self.parts.remove(&download) {
@@ -407,11 +375,11 @@ impl Disk {
                     }
                 }
             }
-            net @ (Command::Connect { .. } | Command::Close { .. } | Command::SendFile { .. }) => {
-                return Some(net)
+            // Sockets are the runtime's (see `drain`).
+            Command::Connect { .. } | Command::Close { .. } | Command::SendFile { .. } => {
+                unreachable!("not a file command: {cmd:?}")
             }
         }
-        None
     }
 }
 
@@ -474,7 +442,6 @@ mod tests {
     /// file takes to read) but by the hashing thread, whose answers come as inputs for the
     /// loop; errors too.
     #[test]
-    #[allow(clippy::disallowed_methods)] // a test's own clock
     fn long_reads_are_answered_by_the_hashing_thread() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.bin");
@@ -482,18 +449,10 @@ mod tests {
         fs::write(&path, &data).unwrap();
         let (tx, rx) = mpsc::channel();
         let mut disk = Disk::with_hasher(move |input| tx.send(input).is_ok());
-        let now = Instant::now();
-        let config = napshare_core::client::ClientConfig {
-            server: SocketAddr::from(([127, 0, 0, 1], 1234)),
-            shared_dir: dir.path().to_owned(),
-            downloads_dir: dir.path().to_owned(),
-            peer_port: 1235,
-            goal: None,
-        };
-        let mut client = Client::new(now, config, Vec::new());
-        let answer = || match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Input::Disk(answer)) => answer,
-            other => panic!("no answer from the hashing thread: {other:?}"),
+        let mut facts = VecDeque::new();
+        let answer = || {
+            rx.recv_timeout(Duration::from_secs(60))
+                .expect("an answer from the hashing thread")
         };
         let pieces = hash_file(&path).unwrap();
         for (name, result) in [
@@ -505,9 +464,9 @@ mod tests {
                 path: dir.path().join(name),
                 later: true,
             };
-            assert!(disk.perform(now, look, &mut client).is_none());
+            disk.perform(look, &mut facts);
             let name = name.to_owned();
-            assert_eq!(answer(), Answer::Looked { name, result });
+            assert_eq!(answer(), Input::Looked { name, result });
         }
         // A partial file with its first piece right, its second wrong, and the third not
         // there yet.
@@ -520,16 +479,22 @@ mod tests {
             download,
             path: part,
         };
-        assert!(disk.perform(now, open, &mut client).is_none());
+        disk.perform(open, &mut facts);
         let len = partial.len() as u64;
         let check = Command::CheckPart {
             download,
             pieces,
             len,
         };
-        assert!(disk.perform(now, check, &mut client).is_none());
+        disk.perform(check, &mut facts);
         let good = vec![true, false, false];
-        assert_eq!(answer(), Answer::PartChecked { download, good });
+        assert_eq!(answer(), Input::PartChecked { download, good });
+        // Only the opening, which needs no thread, was answered here.
+        let opened = Input::PartOpened {
+            download,
+            result: Ok(len),
+        };
+        assert_eq!(facts, [opened]);
     }
 
     /// The scan reports its progress in bytes as it reads, up to the folder's total, and

@@ -1,18 +1,23 @@
 //! The user's side of a client process, written once for every runtime: what feeds the
 //! event loop from outside it (standard input, stop signals) and what the loop does with
 //! it. A runtime only moves [`Input`]s from [`ClientSetup::start`]'s `send` into its loop
-//! and hands each to [`feed`].
+//! and hands each to [`Node::input`](crate::Node::input).
 
+use std::collections::VecDeque;
 use std::io;
 use std::time::Instant;
 
 use crate::lang::Lang;
-use napshare_core::client::{Client, ClientConfig, SharedFile};
+use std::net::SocketAddr;
+
+use napshare_core::client::{Client, ClientConfig, DownloadId, FileError, SharedFile};
+use napshare_core::hash::PieceHashes;
+use napshare_core::ConnId;
 
 use crate::prompt;
 use crate::stdin::spawn_stdin_reader;
 use crate::watch::watch_shared;
-use crate::{drain, on_stop_signal, Answer, ClientIo, Disk, Script, Ui};
+use crate::{on_stop_signal, ClientNode, Disk, Script, Ui};
 
 /// Everything a runtime needs to run one client process.
 #[derive(Debug, Clone)]
@@ -31,7 +36,9 @@ pub struct ClientSetup {
     pub lang: Lang,
 }
 
-/// Something from outside the event loop for the client.
+/// Something for the client that is not bytes on a socket: from the user, the shared
+/// folder, the disk and the hashing thread, or a socket's fate. Every one reaches the
+/// client through [`Node::input`](crate::Node::input) or [`crate::Happened`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// A line the user typed.
@@ -44,8 +51,39 @@ pub enum Input {
     /// The file of the shared folder with this name appeared, changed or went away, and
     /// has stopped changing.
     Folder(String),
-    /// What the hashing thread found (see [`Disk::with_hasher`]).
-    Disk(Answer),
+    /// A file looked at and hashed (`Command::Stat`).
+    Looked {
+        name: String,
+        result: Result<PieceHashes, FileError>,
+    },
+    /// A partial file opened, with the bytes it holds (`Command::OpenPart`).
+    PartOpened {
+        download: DownloadId,
+        result: Result<u64, String>,
+    },
+    /// Which pieces of a partial file are good (`Command::CheckPart`).
+    PartChecked {
+        download: DownloadId,
+        good: Vec<bool>,
+    },
+    /// A write to a partial file failed (`Command::WritePart`).
+    Written { download: DownloadId, why: String },
+    /// A finished partial file made the final file, or why not (`Command::CommitPart`).
+    Committed {
+        download: DownloadId,
+        result: Result<(), String>,
+    },
+    /// A connection the client asked for is up, from `local`.
+    Connected { conn: ConnId, local: SocketAddr },
+    /// A connection the client asked for could not be made.
+    ConnectFailed { conn: ConnId, why: String },
+    /// A file range sent without `close` is written.
+    Sent(ConnId),
+    /// A connection is gone: closed by the peer, failed, or closed after its last write.
+    Closed(ConnId),
+    /// The file of a `Command::SendFile` could not be opened (the core decides what the
+    /// peer gets).
+    UploadFailed { conn: ConnId, why: String },
 }
 
 impl ClientSetup {
@@ -56,7 +94,7 @@ impl ClientSetup {
         self,
         now: Instant,
         send: impl Fn(Input) -> bool + Send + Sync + Clone + 'static,
-    ) -> io::Result<(Client, Ui, Disk)> {
+    ) -> io::Result<ClientNode> {
         let disk = Disk::with_hasher(send.clone());
         let stop = send.clone();
         on_stop_signal(move || {
@@ -81,18 +119,11 @@ impl ClientSetup {
                 }),
             }
         }
-        Ok((Client::new(now, self.config, self.files), ui, disk))
+        Ok(ClientNode {
+            client: Client::new(now, self.config, self.files),
+            disk,
+            ui,
+            facts: VecDeque::new(),
+        })
     }
-}
-
-/// Hands one input to the client and carries out what follows from it.
-pub fn feed(client: &mut Client, io: &mut impl ClientIo, now: Instant, input: Input) {
-    match input {
-        Input::Line(line) => client.handle_input(now, Some(&line)),
-        Input::End => client.handle_input(now, None),
-        Input::Stop => client.stop(now),
-        Input::Folder(name) => client.handle_folder_change(now, &name),
-        Input::Disk(answer) => answer.give(client, now),
-    }
-    drain(client, io, now);
 }

@@ -13,12 +13,12 @@
 
 pub mod cli;
 mod disk;
-mod drain;
 mod front;
 mod hash_cache;
 mod help;
 pub mod lang;
 mod log;
+mod node;
 mod oneshot;
 mod prompt;
 mod run;
@@ -28,11 +28,11 @@ pub mod text;
 mod ui;
 mod watch;
 
-pub use disk::{hash_file, resolve_server, scan_shared, Answer, Disk, Upload};
-pub use drain::{drain, ClientIo};
-pub use front::{feed, ClientSetup, Input};
+pub use disk::{hash_file, resolve_server, scan_shared, Disk, Upload};
+pub use front::{ClientSetup, Input};
 pub use hash_cache::{HashCache, CACHE_ENV};
 pub use log::{init_logs, log_no_room, log_opened, log_server_event};
+pub use node::{ClientNode, Happened, Node, Sockets};
 pub use oneshot::Script;
 pub use run::{main, Runtime};
 pub use say::{lang_from_env, Say};

@@ -3,16 +3,56 @@
 //! the machine's load affects both alike; prints the median throughput of each and their
 //! ratio.
 //!
+//! Read/write is what uploads use (`Upload::chunk`, written by the runtimes); `sendfile`
+//! lives only here, the experiment that decided it: on the project's machine read/write
+//! beat it by about a third on loopback (BENCHMARKS.md).
+//!
 //! Run with `cargo bench -p napshare-mio --bench upload` (`UPLOAD_MIB` sets the size,
 //! default 512; `UPLOAD_RUNS` the runs per method, default 7).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use napshare_core::wire::ByteRange;
 use napshare_host::Upload;
-use napshare_mio::send::{send_upload, Method};
+
+/// How a file range is sent.
+#[derive(Debug, Clone, Copy)]
+enum Method {
+    Sendfile,
+    ReadWrite,
+}
+
+/// Largest span handed to one `sendfile` call.
+const SPAN: u64 = 1 << 20;
+
+/// Sends the whole file at `path` on the blocking socket `sock` by `method`.
+fn send(sock: &mut TcpStream, path: &Path, method: Method) {
+    match method {
+        Method::ReadWrite => {
+            let mut up = Upload::open(path, ByteRange::ALL, true).expect("open the file");
+            loop {
+                let chunk = up.chunk().expect("read");
+                if chunk.is_empty() {
+                    return;
+                }
+                let n = sock.write(chunk).expect("write");
+                up.consume(n);
+            }
+        }
+        Method::Sendfile => {
+            let file = std::fs::File::open(path).expect("open the file");
+            let len = file.metadata().expect("size").len();
+            let mut offset = 0;
+            while offset < len {
+                let count = (len - offset).min(SPAN) as usize;
+                rustix::fs::sendfile(&*sock, &file, Some(&mut offset), count).expect("sendfile");
+            }
+        }
+    }
+}
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -22,7 +62,7 @@ fn env(name: &str, default: u64) -> u64 {
 }
 
 /// Sends the whole file once by `method`; returns how long it took.
-fn run(path: &std::path::Path, method: Method) -> Duration {
+fn run(path: &Path, method: Method) -> Duration {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let addr = listener.local_addr().expect("local address");
     let reader = std::thread::spawn(move || {
@@ -38,9 +78,8 @@ fn run(path: &std::path::Path, method: Method) -> Duration {
         }
     });
     let mut sock = TcpStream::connect(addr).expect("connect");
-    let mut up = Upload::open(path, ByteRange::ALL, true).expect("open the file");
     let start = Instant::now();
-    while !send_upload(&mut sock, &mut up, method).expect("send") {}
+    send(&mut sock, path, method);
     sock.flush().expect("flush");
     drop(sock);
     let got = reader.join().expect("reader");

@@ -1,27 +1,11 @@
-//! One non-blocking TCP connection: reads until `WouldBlock`, queues writes, and keeps its
-//! mio interest in step with what it has to write.
+//! One non-blocking TCP connection: reads until the socket is drained, queues writes (then
+//! a file range), and keeps its mio interest in step with what it has to write.
 
 use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-
 use napshare_host::Upload;
-
-use crate::send::{send_upload, METHOD};
-
-/// Stop reading from a connection while this many bytes wait to be written to it: a peer
-/// that does not read its replies gets no more of them computed.
-const BACKLOG_LIMIT: usize = 1 << 20;
-
-/// What a read pass found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ReadEnd {
-    /// The socket has no more bytes for now.
-    Open,
-    /// The peer closed (or the socket failed).
-    Closed,
-}
 
 #[derive(Debug)]
 pub struct Conn {
@@ -30,7 +14,7 @@ pub struct Conn {
     out: Vec<u8>,
     sent: usize,
     /// A file range being served after `out`.
-    pub upload: Option<Upload>,
+    upload: Option<Upload>,
     /// Tell the core when `upload` is written (a framed reply, the connection goes on).
     pub report_sent: bool,
     /// Close once everything queued is written.
@@ -41,8 +25,20 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, connecting: bool) -> Self {
-        Self {
+    /// Registers `stream` under `token`.
+    pub fn new(
+        mut stream: TcpStream,
+        connecting: bool,
+        registry: &Registry,
+        token: Token,
+    ) -> io::Result<Self> {
+        let interest = if connecting {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        registry.register(&mut stream, token, interest)?;
+        Ok(Self {
             stream,
             out: Vec::new(),
             sent: 0,
@@ -50,60 +46,30 @@ impl Conn {
             report_sent: false,
             closing: false,
             connecting,
-            interest: Interest::READABLE,
-        }
+            interest,
+        })
     }
 
-    /// Registers a fresh connection under `token`.
-    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        self.interest = if self.connecting {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        registry.register(&mut self.stream, token, self.interest)
-    }
-
-    /// Reads everything available, passing each chunk to `each`.
-    pub fn read_all(&mut self, buf: &mut [u8], mut each: impl FnMut(&[u8])) -> ReadEnd {
-        loop {
-            match self.stream.read(buf) {
-                Ok(0) => return ReadEnd::Closed,
-                Ok(n) => each(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::Open,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return ReadEnd::Closed,
-            }
-        }
-    }
-
-    /// Reads what is available, passing each chunk to `each`, and stops at the first read
-    /// that leaves room in `buf` unless the peer closed (`closed`: the event said so).
-    ///
-    /// mio's readiness is edge-triggered: on Linux (epoll) a read that does not fill the
-    /// buffer has drained the socket, and bytes or a FIN arriving after it raise a new
-    /// event, so the `WouldBlock` read that [`Conn::read_all`] ends with is one syscall
-    /// per request wasted (tokio makes the same use of a short read). Elsewhere this reads
-    /// until `WouldBlock`.
-    pub fn read_ready(
-        &mut self,
-        buf: &mut [u8],
-        closed: bool,
-        mut each: impl FnMut(&[u8]),
-    ) -> ReadEnd {
+    /// Reads what is available, passing each chunk to `each`; `false` once the peer
+    /// closed (or the socket failed). mio's readiness is edge-triggered: on Linux (epoll)
+    /// a read that does not fill the buffer has drained the socket, and later bytes or a
+    /// FIN raise a new event, so it stops there unless the event said the peer closed
+    /// (`closed`), saving the `WouldBlock` read a request (as tokio does). Elsewhere it
+    /// reads until `WouldBlock`.
+    pub fn read(&mut self, buf: &mut [u8], closed: bool, mut each: impl FnMut(&[u8])) -> bool {
         let short_read_drains = cfg!(any(target_os = "linux", target_os = "android")) && !closed;
         loop {
             match self.stream.read(buf) {
-                Ok(0) => return ReadEnd::Closed,
+                Ok(0) => return false,
                 Ok(n) => {
                     each(&buf[..n]);
                     if short_read_drains && n < buf.len() {
-                        return ReadEnd::Open;
+                        return true;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::Open,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return ReadEnd::Closed,
+                Err(_) => return false,
             }
         }
     }
@@ -122,40 +88,47 @@ impl Conn {
             }
         }
         if !data.is_empty() {
-            self.queue(data);
-        }
-    }
-
-    pub fn queue(&mut self, data: &[u8]) {
-        if self.sent == self.out.len() {
-            self.out.clear();
-            self.sent = 0;
-        }
-        self.out.extend_from_slice(data);
-    }
-
-    /// Writes queued bytes (then the upload) until done or `WouldBlock`. Returns whether
-    /// everything is written.
-    pub fn flush(&mut self) -> io::Result<bool> {
-        while self.sent < self.out.len() {
-            match self.stream.write(&self.out[self.sent..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            if self.sent == self.out.len() {
+                self.out.clear();
+                self.sent = 0;
             }
+            self.out.extend_from_slice(data);
+        }
+    }
+
+    /// Serves `upload` after what is queued; then closes with `close`, else reports.
+    pub fn send_file(&mut self, upload: Upload, close: bool) {
+        self.upload = Some(upload);
+        self.report_sent = !close;
+        self.closing |= close;
+    }
+
+    /// Writes queued bytes, then the upload, until done or `WouldBlock`. Returns whether
+    /// everything is written.
+    pub fn flush(&mut self, max_queued: usize) -> io::Result<bool> {
+        while self.sent < self.out.len() {
+            let n = write(&mut self.stream, &self.out[self.sent..])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            self.sent += n;
         }
         self.out.clear();
         self.sent = 0;
-        if self.out.capacity() > BACKLOG_LIMIT {
+        if self.out.capacity() > max_queued {
             self.out = Vec::new();
         }
-        if let Some(up) = self.upload.as_mut() {
-            if !send_upload(&mut self.stream, up, METHOD)? {
+        while let Some(up) = self.upload.as_mut() {
+            let chunk = up.chunk()?;
+            if chunk.is_empty() {
+                self.upload = None;
+                break;
+            }
+            let n = write(&mut self.stream, chunk)?;
+            if n == 0 {
                 return Ok(false);
             }
-            self.upload = None;
+            up.consume(n);
         }
         Ok(true)
     }
@@ -170,11 +143,17 @@ impl Conn {
         self.sent < self.out.len() || self.upload.is_some()
     }
 
-    /// Re-registers for WRITABLE only while bytes wait, and stops reading while too many do.
-    pub fn update_interest(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+    /// Wants WRITABLE only while bytes wait, and stops reading while more than
+    /// `max_queued` do (a peer that does not read its replies gets no more computed).
+    pub fn update_interest(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        max_queued: usize,
+    ) -> io::Result<()> {
         let wanted = if self.connecting {
             Interest::READABLE | Interest::WRITABLE
-        } else if self.out.len() - self.sent > BACKLOG_LIMIT {
+        } else if self.queued() > max_queued {
             Interest::WRITABLE
         } else if self.has_backlog() {
             Interest::READABLE | Interest::WRITABLE
@@ -199,5 +178,18 @@ impl Conn {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
             Err(e) => Some(Err(e)),
         }
+    }
+}
+
+/// One write: the bytes taken, `0` when the socket takes no more for now.
+fn write(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    loop {
+        return match stream.write(bytes) {
+            Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
     }
 }

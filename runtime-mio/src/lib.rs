@@ -1,5 +1,14 @@
 //! napshare on a hand-rolled mio event loop: one thread, one `Poll`, every socket of the
-//! process in it. The protocol lives in napshare-core; this crate moves bytes.
+//! process in it, for the index server and a client alike (see `event_loop`). The protocol
+//! lives in napshare-core and everything else both runtimes need in napshare-host; this
+//! crate moves bytes.
+//!
+//! One thread, on purpose, although DESIGN.md would let a runtime add threads: measured
+//! with `loadgen` (BENCHMARKS.md, "The index server under load"), the server and the load
+//! generator together fill the two cores, and index search is most of the server's time;
+//! moving socket I/O to a second thread would take the core the load generator needs and
+//! add a hand-off per batch, and searching on workers would need the index shared between
+//! threads. Cheaper search and less work per request are what raise the figures.
 
 use std::io;
 use std::net::SocketAddr;
@@ -7,15 +16,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use mio::net::TcpListener;
-use mio::{Events, Poll, Token};
-use napshare_core::server::ServerConfig;
-use napshare_core::ConnId;
+use napshare_core::server::{Server, ServerConfig};
 use napshare_host::{ClientSetup, Runtime};
 
-mod client;
 mod conn;
-pub mod send;
-mod server;
+mod event_loop;
 
 /// The mio runtime.
 pub struct Mio;
@@ -32,36 +37,17 @@ impl Runtime for Mio {
     }
 
     fn run_server(listener: TcpListener, config: ServerConfig) -> io::Result<()> {
-        server::run(listener, config)
+        event_loop::run(listener, |_| Ok(Server::new(Instant::now(), config))).map(drop)
     }
 
     fn run_client(listener: TcpListener, setup: ClientSetup) -> io::Result<i32> {
-        client::run(listener, setup)
+        event_loop::run(listener, |feed| {
+            setup.start(Instant::now(), move |input| feed(input))
+        })
     }
 }
 
 /// The `napshare` command; `bin` is the name it was installed under.
 pub fn main(bin: &'static str) -> ExitCode {
     napshare_host::main::<Mio>(bin)
-}
-
-/// Size of the one read buffer each loop reuses for every socket.
-const READ_BUF: usize = 64 * 1024;
-
-/// The mio token of a connection: its core id (ids never reach `usize::MAX - 1`, which the
-/// loops keep for their listeners and waker).
-fn token(id: ConnId) -> Token {
-    Token(id.0 as usize)
-}
-
-/// Waits for readiness or the core's deadline, whichever comes first.
-fn poll_until(poll: &mut Poll, events: &mut Events, deadline: Option<Instant>) -> io::Result<()> {
-    let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-    match poll.poll(events, timeout) {
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-            events.clear();
-            Ok(())
-        }
-        other => other,
-    }
 }

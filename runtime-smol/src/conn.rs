@@ -30,9 +30,9 @@ use smol::channel::Sender;
 use smol::net::TcpStream;
 use smol::{Async, LocalExecutor};
 
-/// Something that happened, for the task that owns the core.
+/// Something that happened, for the task that owns the node.
 #[derive(Debug)]
-pub enum Input {
+pub enum Event {
     Bytes(ConnId, Vec<u8>),
     /// The connection is gone (EOF, error, or closed after its last write). Sent once per
     /// connection.
@@ -41,8 +41,9 @@ pub enum Input {
     Connected(ConnId, io::Result<TcpStream>),
     /// A file range sent as a framed reply is written.
     Sent(ConnId),
-    /// From the user's side of a client (standard input, stop signals).
-    Host(napshare_host::Input),
+    /// From a client's other threads (standard input, stop signals, the folder watch, the
+    /// hashing thread).
+    Input(napshare_host::Input),
 }
 
 /// Work for a connection's task, in order.
@@ -97,7 +98,7 @@ impl Link {
         ex: &LocalExecutor<'_>,
         id: ConnId,
         stream: TcpStream,
-        inputs: Sender<Input>,
+        inputs: Sender<Event>,
     ) -> Self {
         let socket = Socket::from(stream);
         let shared = Rc::new(Shared::default());
@@ -285,7 +286,7 @@ enum Wake {
     Failed,
 }
 
-async fn run(id: ConnId, socket: Socket, shared: Rc<Shared>, inputs: Sender<Input>) {
+async fn run(id: ConnId, socket: Socket, shared: Rc<Shared>, inputs: Sender<Event>) {
     let mut reading = true;
     let mut closed = false;
     loop {
@@ -293,7 +294,7 @@ async fn run(id: ConnId, socket: Socket, shared: Rc<Shared>, inputs: Sender<Inpu
             Flushed::Idle => false,
             Flushed::Blocked => true,
             Flushed::Sent => {
-                if inputs.send(Input::Sent(id)).await.is_err() {
+                if inputs.send(Event::Sent(id)).await.is_err() {
                     break;
                 }
                 continue;
@@ -338,7 +339,7 @@ async fn run(id: ConnId, socket: Socket, shared: Rc<Shared>, inputs: Sender<Inpu
         match got {
             Got::Again => {}
             Got::Bytes(data) => {
-                if inputs.send(Input::Bytes(id, data)).await.is_err() {
+                if inputs.send(Event::Bytes(id, data)).await.is_err() {
                     return;
                 }
             }
@@ -347,7 +348,7 @@ async fn run(id: ConnId, socket: Socket, shared: Rc<Shared>, inputs: Sender<Inpu
                 // queues is written until it closes the connection.
                 reading = false;
                 closed = true;
-                if inputs.send(Input::Closed(id)).await.is_err() {
+                if inputs.send(Event::Closed(id)).await.is_err() {
                     return;
                 }
             }
@@ -357,6 +358,6 @@ async fn run(id: ConnId, socket: Socket, shared: Rc<Shared>, inputs: Sender<Inpu
     shared.waker.borrow_mut().take();
     let _ = socket.get_ref().shutdown(Shutdown::Both);
     if !closed {
-        let _ = inputs.send(Input::Closed(id)).await;
+        let _ = inputs.send(Event::Closed(id)).await;
     }
 }

@@ -1,21 +1,25 @@
-//! napshare on smol: one task owns the core; every connection has one task that reads and
-//! writes it, fed from a queue the core's task fills (see `conn` for why one task, not a
-//! reader and a writer); one `Timer` is re-armed from the core's `poll_timeout`. All tasks
-//! run on one thread (a `LocalExecutor`), so nothing is shared across threads but the input
-//! channel that standard input feeds.
+//! napshare on smol: one task owns the node (the index server or a client, a host
+//! [`Node`]); every connection has one task that reads and writes it, fed from a queue the
+//! node's task fills (see `conn` for why one task, not a reader and a writer); one `Timer`
+//! is re-armed from the node's `poll_timeout`. All tasks run on one thread (a
+//! `LocalExecutor`), so nothing is shared across threads but the channel that standard
+//! input and the client's other threads feed.
 
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use napshare_core::server::ServerConfig;
-use napshare_host::{ClientSetup, Runtime};
-use smol::{future, Async, Timer};
+use napshare_core::server::{Server, ServerConfig};
+use napshare_core::{ConnId, Transmit};
+use napshare_host::{ClientSetup, Happened, Node, Runtime, Sockets, Upload};
+use smol::channel::{self, Sender};
+use smol::{future, net, Async, LocalExecutor, Timer};
 
-mod client;
 mod conn;
-mod server;
+
+use conn::{take_spent, Event, Link, Write};
 
 /// The smol runtime.
 pub struct Smol;
@@ -32,11 +36,15 @@ impl Runtime for Smol {
     }
 
     fn run_server(listener: Self::Listener, config: ServerConfig) -> io::Result<()> {
-        server::run(listener, config)
+        run(listener, |_| Ok(Server::new(Instant::now(), config))).map(drop)
     }
 
     fn run_client(listener: Self::Listener, setup: ClientSetup) -> io::Result<i32> {
-        client::run(listener, setup)
+        run(listener, |events| {
+            // The loop may be gone already when input ends; nothing to do then.
+            let send = move |input| events.send_blocking(Event::Input(input)).is_ok();
+            setup.start(Instant::now(), send)
+        })
     }
 }
 
@@ -45,10 +53,146 @@ pub fn main(bin: &'static str) -> ExitCode {
     napshare_host::main::<Smol>(bin)
 }
 
-/// Waits for the next input, or `None` once `deadline` passes. `timer` is the one timer
-/// of the loop, re-armed here from the core's deadline on every call.
-async fn next_input<T>(
-    inputs: &smol::channel::Receiver<T>,
+/// The node's connections: what carries out its outputs.
+struct Links<'a> {
+    ex: &'a LocalExecutor<'static>,
+    events: Sender<Event>,
+    map: HashMap<ConnId, Link>,
+    /// What happened to them while the node's outputs were carried out.
+    happened: VecDeque<Happened>,
+    max_queued: usize,
+}
+
+/// Runs the node `make` builds (with the sender other threads feed it through) on
+/// `listener` until it exits; returns its status.
+fn run<N: Node>(
+    listener: Async<TcpListener>,
+    make: impl FnOnce(Sender<Event>) -> io::Result<N>,
+) -> io::Result<i32> {
+    let ex = LocalExecutor::new();
+    let (tx, events) = channel::bounded(1024);
+    let mut node = make(tx.clone())?;
+    ex.spawn(accept(net::TcpListener::from(listener), tx.clone()))
+        .detach();
+    let mut links = Links {
+        ex: &ex,
+        events: tx,
+        map: HashMap::new(),
+        happened: VecDeque::new(),
+        max_queued: node.max_queued(),
+    };
+    smol::block_on(ex.run(async {
+        let mut timer = Timer::never();
+        turn(&mut node, &mut links, Instant::now());
+        while node.exit().is_none() {
+            let event = next(&events, &mut timer, node.poll_timeout()).await;
+            let now = Instant::now();
+            // Replies the connection tasks wrote: the server builds later ones in them.
+            take_spent(|buf| node.recycle(buf));
+            match event {
+                Some(Event::Accepted(stream, peer)) => {
+                    // A stream turned away is closed as it drops.
+                    if let Some(id) = node.accept(now, peer) {
+                        links.attach(id, stream);
+                    }
+                }
+                Some(Event::Connected(id, stream)) => {
+                    let local = stream.and_then(|s| s.local_addr().map(|l| (s, l)));
+                    let what = match local {
+                        Ok((stream, local)) => {
+                            links.attach(id, stream);
+                            Happened::Connected(id, local)
+                        }
+                        Err(e) => Happened::ConnectFailed(id, e.to_string()),
+                    };
+                    node.happen(now, what, &mut links);
+                }
+                Some(Event::Bytes(id, data)) => node.bytes(now, id, &data),
+                Some(Event::Closed(id)) => {
+                    // Dropping the link lets its task write what is queued, then end.
+                    links.map.remove(&id);
+                    node.happen(now, Happened::Closed(id), &mut links);
+                }
+                Some(Event::Sent(id)) => node.happen(now, Happened::Sent(id), &mut links),
+                Some(Event::Input(input)) => node.input(now, input, &mut links),
+                None => node.timeout(now),
+            }
+            turn(&mut node, &mut links, now);
+        }
+        Ok(node.exit().unwrap_or(1))
+    }))
+}
+
+/// Drains the node, then hands it what happened to its connections meanwhile.
+fn turn(node: &mut impl Node, links: &mut Links, now: Instant) {
+    loop {
+        node.drain(now, links);
+        match links.happened.pop_front() {
+            Some(what) => node.happen(now, what, links),
+            None => return,
+        }
+    }
+}
+
+impl Links<'_> {
+    fn attach(&mut self, id: ConnId, stream: net::TcpStream) {
+        let link = Link::spawn(self.ex, id, stream, self.events.clone());
+        self.map.insert(id, link);
+    }
+}
+
+impl Sockets for Links<'_> {
+    fn transmit(&mut self, t: Transmit) -> Option<Vec<u8>> {
+        if let Some(link) = self.map.get(&t.conn) {
+            link.send(Write::Data(t.data));
+            if link.queued() > self.max_queued {
+                self.happened
+                    .push_back(Happened::Backlog(t.conn, link.queued()));
+            }
+        }
+        // The link owns the buffer now; it comes back through `take_spent`.
+        None
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
+        let events = self.events.clone();
+        self.ex
+            .spawn(async move {
+                let result = net::TcpStream::connect(addr).await;
+                let _ = events.send(Event::Connected(conn, result)).await;
+            })
+            .detach();
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        if let Some(link) = self.map.remove(&conn) {
+            link.send(Write::Close);
+        }
+    }
+
+    fn abort(&mut self, conn: ConnId) {
+        if let Some(link) = self.map.remove(&conn) {
+            link.abort();
+        }
+    }
+
+    fn send_file(&mut self, conn: ConnId, upload: Upload, close: bool) {
+        if let Some(link) = self.map.get(&conn) {
+            link.send(Write::File {
+                upload,
+                notify: !close,
+            });
+            if close {
+                link.send(Write::Close);
+            }
+        }
+    }
+}
+
+/// Waits for the next event, or `None` once `deadline` passes. `timer` is the one timer
+/// of the loop, re-armed here from the node's deadline on every call.
+async fn next<T>(
+    events: &channel::Receiver<T>,
     timer: &mut Timer,
     deadline: Option<Instant>,
 ) -> Option<T> {
@@ -56,9 +200,26 @@ async fn next_input<T>(
         Some(at) => timer.set_at(at),
         None => *timer = Timer::never(),
     }
-    future::or(async { inputs.recv().await.ok() }, async {
+    future::or(async { events.recv().await.ok() }, async {
         timer.await;
         None
     })
     .await
+}
+
+async fn accept(listener: net::TcpListener, events: Sender<Event>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                if events.send(Event::Accepted(stream, peer)).await.is_err() {
+                    return;
+                }
+            }
+            // Out of descriptors, or a connection reset before accept: wait a little
+            // rather than spin.
+            Err(_) => {
+                Timer::after(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }

@@ -183,6 +183,9 @@ pub struct Client {
     goal: Option<GoalRun>,
 }
 
+/// See [`Client::max_queued`].
+const MAX_QUEUED: usize = 1 << 20;
+
 impl Client {
     /// Starts a client that will join `config.server` and share `files` (the regular files
     /// found in the shared folder).
@@ -605,6 +608,13 @@ impl Client {
             .chain(self.heartbeat_due())
             .chain(s.reconnect_at)
             .min()
+    }
+
+    /// The most bytes a driver holds for one of this client's connections: past it, it
+    /// stops reading from that connection until the peer takes what waits (a peer that
+    /// pipelines requests and reads no replies gets no more of them computed).
+    pub fn max_queued(&self) -> usize {
+        MAX_QUEUED
     }
 
     /// `Some(status)` once the client is done: 0 after `LEAVE`, non-zero when the server

@@ -188,6 +188,17 @@ impl Client {
         });
     }
 
+    /// The file of a [`Command::SendFile`] on `conn` could not be opened (it went away,
+    /// shrank or stopped being a regular file since it was shared). A classic peer gets
+    /// the close with no bytes that is its error signal; a napshare peer already has the
+    /// reply's header, which announced bytes it cannot be given, so its connection ends
+    /// too and it fetches the range elsewhere.
+    pub fn handle_upload_failed(&mut self, _now: Instant, conn: ConnId, _why: &str) {
+        if matches!(self.roles.get(&conn), Some(Role::Upload(_))) {
+            self.drop_upload(conn);
+        }
+    }
+
     fn drop_upload(&mut self, conn: ConnId) {
         self.roles.remove(&conn);
         self.commands.push_back(Command::Close { conn });
@@ -205,4 +216,63 @@ fn refuse(out: &mut Vec<u8>, code: PeerError, message: &str) {
         message: message.into(),
     }
     .encode(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::client::{ClientConfig, SharedFile};
+    use crate::hash::FileHasher;
+
+    /// A client sharing `a.txt` (5 bytes) and a peer connected to its file server; what
+    /// the peer's `request` makes it do when the file cannot be opened.
+    fn upload_fails(request: &[u8]) -> Vec<Command> {
+        #[allow(clippy::disallowed_methods)] // the one real instant a test starts from
+        let now = Instant::now();
+        let mut hasher = FileHasher::new(5);
+        hasher.update(b"hello");
+        let pieces = hasher.finish().unwrap();
+        let root = pieces.root().to_string();
+        let config = ClientConfig {
+            server: "10.0.0.1:1234".parse().unwrap(),
+            shared_dir: "/shared".into(),
+            downloads_dir: "/downloads".into(),
+            peer_port: 1235,
+            goal: None,
+        };
+        let files = vec![SharedFile {
+            name: "a.txt".into(),
+            pieces,
+        }];
+        let mut c = Client::new(now, config, files);
+        let peer: SocketAddr = "10.0.0.7:4000".parse().unwrap();
+        let conn = c.handle_accept(now, peer);
+        let request = String::from_utf8_lossy(request).replace("HASH", &root);
+        c.handle_bytes(now, conn, request.as_bytes());
+        let drained = |c: &mut Client| std::iter::from_fn(|| c.poll_command()).collect::<Vec<_>>();
+        let asked = drained(&mut c);
+        assert!(
+            matches!(asked.last(), Some(Command::SendFile { conn: c, .. }) if *c == conn),
+            "{asked:?}"
+        );
+        c.handle_upload_failed(now, conn, "No such file or directory");
+        drained(&mut c)
+    }
+
+    /// The core, not the runtime, decides what a peer gets when the file it asked for can
+    /// no longer be opened: the connection ends (a classic peer reads that as the error;
+    /// a napshare peer was promised bytes it cannot get, and fetches them elsewhere).
+    #[test]
+    fn a_file_that_cannot_be_opened_ends_the_upload() {
+        for request in [&b"GET a.txt 0\n"[..], b"XGET HASH 0 5\n"] {
+            let then = upload_fails(request);
+            assert!(
+                matches!(then[..], [Command::Close { .. }]),
+                "{}: {then:?}",
+                String::from_utf8_lossy(request)
+            );
+        }
+    }
 }

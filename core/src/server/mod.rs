@@ -229,6 +229,12 @@ impl Server {
         }
     }
 
+    /// The most reply bytes a driver holds for one connection (`--max-queued`): past it,
+    /// it stops reading from the connection and tells [`Server::handle_backlog`].
+    pub fn max_queued(&self) -> usize {
+        self.config.max_queued
+    }
+
     /// Whether another connection may be accepted; the driver closes one that comes when
     /// not.
     pub fn has_room(&self) -> bool {

@@ -32,7 +32,7 @@ pub use disk::{hash_file, resolve_server, scan_shared, Disk, Upload};
 pub use front::{ClientSetup, Input};
 pub use hash_cache::{HashCache, CACHE_ENV};
 pub use log::{init_logs, log_no_room, log_opened, log_server_event};
-pub use node::{ClientNode, Happened, Node, Sockets};
+pub use node::{turn, ClientNode, Happened, Node, Sockets};
 pub use oneshot::Script;
 pub use run::{main, Runtime};
 pub use say::{lang_from_env, Say};

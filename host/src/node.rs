@@ -36,6 +36,20 @@ pub trait Sockets {
     /// Writes `upload` on `conn` after what is queued; then closes the connection with
     /// `close`, or reports [`Happened::Sent`] without.
     fn send_file(&mut self, conn: ConnId, upload: Upload, close: bool);
+    /// The oldest thing that happened to a connection and that the node has not heard.
+    fn happened(&mut self) -> Option<Happened>;
+}
+
+/// One turn of the drain contract, after an input: drains the node, then hands it what
+/// happened to its connections meanwhile, draining again after each.
+pub fn turn(node: &mut impl Node, io: &mut impl Sockets, now: Instant) {
+    loop {
+        node.drain(now, io);
+        match io.happened() {
+            Some(what) => node.happen(now, what, io),
+            None => return,
+        }
+    }
 }
 
 /// What happened to a connection, for the node once its outputs are drained.

@@ -50,12 +50,10 @@ impl Conn {
         })
     }
 
-    /// Reads what is available, passing each chunk to `each`; `false` once the peer
-    /// closed (or the socket failed). mio's readiness is edge-triggered: on Linux (epoll)
-    /// a read that does not fill the buffer has drained the socket, and later bytes or a
-    /// FIN raise a new event, so it stops there unless the event said the peer closed
-    /// (`closed`), saving the `WouldBlock` read a request (as tokio does). Elsewhere it
-    /// reads until `WouldBlock`.
+    /// Reads what is available into `each`; `false` once the peer closed or the socket
+    /// failed. On Linux (epoll, edge-triggered) a short read has drained the socket and
+    /// later bytes raise a new event, so it stops there unless the peer closed (`closed`),
+    /// saving a `WouldBlock` read a request, as tokio does.
     pub fn read(&mut self, buf: &mut [u8], closed: bool, mut each: impl FnMut(&[u8])) -> bool {
         let short_read_drains = cfg!(any(target_os = "linux", target_os = "android")) && !closed;
         loop {
@@ -88,18 +86,13 @@ impl Conn {
             }
         }
         if !data.is_empty() {
-            if self.sent == self.out.len() {
-                self.out.clear();
-                self.sent = 0;
-            }
             self.out.extend_from_slice(data);
         }
     }
 
     /// Serves `upload` after what is queued; then closes with `close`, else reports.
     pub fn send_file(&mut self, upload: Upload, close: bool) {
-        self.upload = Some(upload);
-        self.report_sent = !close;
+        (self.upload, self.report_sent) = (Some(upload), !close);
         self.closing |= close;
     }
 
@@ -138,31 +131,21 @@ impl Conn {
         self.out.len() - self.sent
     }
 
-    /// Whether bytes are waiting to be written.
-    pub fn has_backlog(&self) -> bool {
-        self.sent < self.out.len() || self.upload.is_some()
+    fn has_backlog(&self) -> bool {
+        self.queued() > 0 || self.upload.is_some()
     }
 
     /// Wants WRITABLE only while bytes wait, and stops reading while more than
     /// `max_queued` do (a peer that does not read its replies gets no more computed).
-    pub fn update_interest(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        max_queued: usize,
-    ) -> io::Result<()> {
-        let wanted = if self.connecting {
-            Interest::READABLE | Interest::WRITABLE
-        } else if self.queued() > max_queued {
-            Interest::WRITABLE
-        } else if self.has_backlog() {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
+    pub fn update_interest(&mut self, reg: &Registry, token: Token, max: usize) -> io::Result<()> {
+        let wanted = match (self.queued() > max, self.has_backlog()) {
+            (true, _) => Interest::WRITABLE,
+            (false, true) => Interest::READABLE | Interest::WRITABLE,
+            (false, false) => Interest::READABLE,
         };
         if wanted != self.interest {
             self.interest = wanted;
-            registry.reregister(&mut self.stream, token, wanted)?;
+            reg.reregister(&mut self.stream, token, wanted)?;
         }
         Ok(())
     }

@@ -1,14 +1,8 @@
 //! napshare on a hand-rolled mio event loop: one thread, one `Poll`, every socket of the
 //! process in it, for the index server and a client alike (see `event_loop`). The protocol
-//! lives in napshare-core and everything else both runtimes need in napshare-host; this
-//! crate moves bytes.
-//!
-//! One thread, on purpose, although DESIGN.md would let a runtime add threads: measured
-//! with `loadgen` (BENCHMARKS.md, "The index server under load"), the server and the load
-//! generator together fill the two cores, and index search is most of the server's time;
-//! moving socket I/O to a second thread would take the core the load generator needs and
-//! add a hand-off per batch, and searching on workers would need the index shared between
-//! threads. Cheaper search and less work per request are what raise the figures.
+//! is napshare-core's and the rest napshare-host's; this crate moves bytes. One thread on
+//! purpose: with `loadgen` the server and the load generator fill both cores, and index
+//! search is most of the server's time (BENCHMARKS.md, "The index server under load").
 
 use std::io;
 use std::net::SocketAddr;

@@ -25,24 +25,21 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use napshare_core::ConnId;
-use napshare_host::Upload;
+use napshare_host::{Happened, Upload};
 use smol::channel::Sender;
 use smol::net::TcpStream;
 use smol::{Async, LocalExecutor};
 
-/// Something that happened, for the task that owns the node.
+/// Something for the task that owns the node.
 #[derive(Debug)]
 pub enum Event {
-    Bytes(ConnId, Vec<u8>),
-    /// The connection is gone (EOF, error, or closed after its last write). Sent once per
-    /// connection.
-    Closed(ConnId),
     Accepted(TcpStream, SocketAddr),
     Connected(ConnId, io::Result<TcpStream>),
-    /// A file range sent as a framed reply is written.
-    Sent(ConnId),
-    /// From a client's other threads (standard input, stop signals, the folder watch, the
-    /// hashing thread).
+    Bytes(ConnId, Vec<u8>),
+    /// A connection's fate: `Closed` (once per connection: EOF, error, or closed after its
+    /// last write) or `Sent` (a file range of a framed reply is written).
+    Happened(Happened),
+    /// From a client's other threads (standard input, signals, folder watch, hashing).
     Input(napshare_host::Input),
 }
 
@@ -294,7 +291,11 @@ async fn run(id: ConnId, socket: Socket, shared: Rc<Shared>, inputs: Sender<Even
             Flushed::Idle => false,
             Flushed::Blocked => true,
             Flushed::Sent => {
-                if inputs.send(Event::Sent(id)).await.is_err() {
+                if inputs
+                    .send(Event::Happened(Happened::Sent(id)))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 continue;
@@ -348,7 +349,11 @@ async fn run(id: ConnId, socket: Socket, shared: Rc<Shared>, inputs: Sender<Even
                 // queues is written until it closes the connection.
                 reading = false;
                 closed = true;
-                if inputs.send(Event::Closed(id)).await.is_err() {
+                if inputs
+                    .send(Event::Happened(Happened::Closed(id)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -358,6 +363,6 @@ async fn run(id: ConnId, socket: Socket, shared: Rc<Shared>, inputs: Sender<Even
     shared.waker.borrow_mut().take();
     let _ = socket.get_ref().shutdown(Shutdown::Both);
     if !closed {
-        let _ = inputs.send(Event::Closed(id)).await;
+        let _ = inputs.send(Event::Happened(Happened::Closed(id))).await;
     }
 }

@@ -1,9 +1,7 @@
 //! napshare on smol: one task owns the node (the index server or a client, a host
-//! [`Node`]); every connection has one task that reads and writes it, fed from a queue the
-//! node's task fills (see `conn` for why one task, not a reader and a writer); one `Timer`
-//! is re-armed from the node's `poll_timeout`. All tasks run on one thread (a
-//! `LocalExecutor`), so nothing is shared across threads but the channel that standard
-//! input and the client's other threads feed.
+//! [`Node`]); every connection has one task that reads and writes it (see `conn`); one
+//! `Timer` is re-armed from the node's `poll_timeout`. All tasks run on one thread (a
+//! `LocalExecutor`): nothing crosses threads but the channel a client's threads feed.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -13,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use napshare_core::server::{Server, ServerConfig};
 use napshare_core::{ConnId, Transmit};
-use napshare_host::{ClientSetup, Happened, Node, Runtime, Sockets, Upload};
+use napshare_host::{turn, ClientSetup, Happened, Node, Runtime, Sockets, Upload};
 use smol::channel::{self, Sender};
 use smol::{future, net, Async, LocalExecutor, Timer};
 
@@ -58,12 +56,11 @@ struct Links<'a> {
     ex: &'a LocalExecutor<'static>,
     events: Sender<Event>,
     map: HashMap<ConnId, Link>,
-    /// What happened to them while the node's outputs were carried out.
     happened: VecDeque<Happened>,
     max_queued: usize,
 }
 
-/// Runs the node `make` builds (with the sender other threads feed it through) on
+/// Runs the node `make` builds (given the sender its other threads feed it through) on
 /// `listener` until it exits; returns its status.
 fn run<N: Node>(
     listener: Async<TcpListener>,
@@ -74,64 +71,54 @@ fn run<N: Node>(
     let mut node = make(tx.clone())?;
     ex.spawn(accept(net::TcpListener::from(listener), tx.clone()))
         .detach();
-    let mut links = Links {
+    let max_queued = node.max_queued();
+    let (map, happened) = (HashMap::new(), VecDeque::new());
+    let mut io = Links {
         ex: &ex,
         events: tx,
-        map: HashMap::new(),
-        happened: VecDeque::new(),
-        max_queued: node.max_queued(),
+        map,
+        happened,
+        max_queued,
     };
+    let mut timer = Timer::never();
     smol::block_on(ex.run(async {
-        let mut timer = Timer::never();
-        turn(&mut node, &mut links, Instant::now());
+        turn(&mut node, &mut io, Instant::now());
         while node.exit().is_none() {
             let event = next(&events, &mut timer, node.poll_timeout()).await;
             let now = Instant::now();
             // Replies the connection tasks wrote: the server builds later ones in them.
             take_spent(|buf| node.recycle(buf));
             match event {
-                Some(Event::Accepted(stream, peer)) => {
-                    // A stream turned away is closed as it drops.
-                    if let Some(id) = node.accept(now, peer) {
-                        links.attach(id, stream);
-                    }
-                }
+                // A stream turned away is closed as it drops.
+                Some(Event::Accepted(stream, peer)) => match node.accept(now, peer) {
+                    Some(id) => io.attach(id, stream),
+                    None => continue,
+                },
                 Some(Event::Connected(id, stream)) => {
-                    let local = stream.and_then(|s| s.local_addr().map(|l| (s, l)));
-                    let what = match local {
-                        Ok((stream, local)) => {
-                            links.attach(id, stream);
+                    let what = match stream.and_then(|s| Ok((s.local_addr()?, s))) {
+                        Ok((local, stream)) => {
+                            io.attach(id, stream);
                             Happened::Connected(id, local)
                         }
                         Err(e) => Happened::ConnectFailed(id, e.to_string()),
                     };
-                    node.happen(now, what, &mut links);
+                    node.happen(now, what, &mut io);
                 }
                 Some(Event::Bytes(id, data)) => node.bytes(now, id, &data),
-                Some(Event::Closed(id)) => {
-                    // Dropping the link lets its task write what is queued, then end.
-                    links.map.remove(&id);
-                    node.happen(now, Happened::Closed(id), &mut links);
+                Some(Event::Happened(what)) => {
+                    if let Happened::Closed(id) = what {
+                        // Dropped, its link writes what is queued, then ends.
+                        io.map.remove(&id);
+                    }
+                    node.happen(now, what, &mut io);
                 }
-                Some(Event::Sent(id)) => node.happen(now, Happened::Sent(id), &mut links),
-                Some(Event::Input(input)) => node.input(now, input, &mut links),
+                Some(Event::Input(input)) => node.input(now, input, &mut io),
                 None => node.timeout(now),
             }
-            turn(&mut node, &mut links, now);
+            turn(&mut node, &mut io, now);
         }
         Ok(node.exit().unwrap_or(1))
     }))
-}
-
-/// Drains the node, then hands it what happened to its connections meanwhile.
-fn turn(node: &mut impl Node, links: &mut Links, now: Instant) {
-    loop {
-        node.drain(now, links);
-        match links.happened.pop_front() {
-            Some(what) => node.happen(now, what, links),
-            None => return,
-        }
-    }
 }
 
 impl Links<'_> {
@@ -143,25 +130,22 @@ impl Links<'_> {
 
 impl Sockets for Links<'_> {
     fn transmit(&mut self, t: Transmit) -> Option<Vec<u8>> {
-        if let Some(link) = self.map.get(&t.conn) {
-            link.send(Write::Data(t.data));
-            if link.queued() > self.max_queued {
-                self.happened
-                    .push_back(Happened::Backlog(t.conn, link.queued()));
-            }
+        let link = self.map.get(&t.conn)?;
+        link.send(Write::Data(t.data));
+        if link.queued() > self.max_queued {
+            let what = Happened::Backlog(t.conn, link.queued());
+            self.happened.push_back(what);
         }
-        // The link owns the buffer now; it comes back through `take_spent`.
-        None
+        None // the link owns the buffer now; it comes back through `take_spent`
     }
 
     fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
         let events = self.events.clone();
-        self.ex
-            .spawn(async move {
-                let result = net::TcpStream::connect(addr).await;
-                let _ = events.send(Event::Connected(conn, result)).await;
-            })
-            .detach();
+        let connect = async move {
+            let result = net::TcpStream::connect(addr).await;
+            let _ = events.send(Event::Connected(conn, result)).await;
+        };
+        self.ex.spawn(connect).detach();
     }
 
     fn close(&mut self, conn: ConnId) {
@@ -187,24 +171,28 @@ impl Sockets for Links<'_> {
             }
         }
     }
+
+    fn happened(&mut self) -> Option<Happened> {
+        self.happened.pop_front()
+    }
 }
 
-/// Waits for the next event, or `None` once `deadline` passes. `timer` is the one timer
-/// of the loop, re-armed here from the node's deadline on every call.
+/// Waits for the next event, or `None` once `deadline` passes; `timer` is the loop's one
+/// timer, re-armed here.
 async fn next<T>(
     events: &channel::Receiver<T>,
     timer: &mut Timer,
-    deadline: Option<Instant>,
+    at: Option<Instant>,
 ) -> Option<T> {
-    match deadline {
+    match at {
         Some(at) => timer.set_at(at),
         None => *timer = Timer::never(),
     }
-    future::or(async { events.recv().await.ok() }, async {
+    let timeout = async {
         timer.await;
         None
-    })
-    .await
+    };
+    future::or(async { events.recv().await.ok() }, timeout).await
 }
 
 async fn accept(listener: net::TcpListener, events: Sender<Event>) {
@@ -217,9 +205,7 @@ async fn accept(listener: net::TcpListener, events: Sender<Event>) {
             }
             // Out of descriptors, or a connection reset before accept: wait a little
             // rather than spin.
-            Err(_) => {
-                Timer::after(Duration::from_millis(50)).await;
-            }
+            Err(_) => drop(Timer::after(Duration::from_millis(50)).await),
         }
     }
 }

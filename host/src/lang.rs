@@ -1,12 +1,12 @@
 //! The language the user is spoken to in.
 //!
-//! Everything the client tells its user is a structured value ([`ClientEvent`], its errors
-//! and failure reasons) that renders itself in a [`Lang`] through [`Localize`]; `Display`
-//! gives English. The core never looks at the environment: the host reads the locale
-//! ([`Lang::from_locale`] with the values of `LC_ALL`, `LC_MESSAGES` and `LANG`) and hands
-//! the `Lang` to whatever renders.
+//! Everything the client tells its user comes from the core as plain data ([`ClientEvent`],
+//! its errors and failure reasons); [`crate::text`] renders it in a [`Lang`] through
+//! [`Localize`]. The core never looks at the environment: [`crate::lang_from_env`] reads
+//! the locale ([`Lang::from_locale`] with the values of `LC_ALL`, `LC_MESSAGES` and
+//! `LANG`) and hands the `Lang` to whatever renders.
 //!
-//! [`ClientEvent`]: crate::client::ClientEvent
+//! [`ClientEvent`]: napshare_core::client::ClientEvent
 
 use std::fmt;
 

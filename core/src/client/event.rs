@@ -10,8 +10,7 @@ use crate::command::CommandError;
 use crate::names::BadName;
 use crate::wire::{PeerAddr, PeerError};
 
-/// What the user should hear about. [`Localize`] gives the text to print; `Display`, the
-/// English text.
+/// What the user should hear about (napshare-host renders it in the user's language).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientEvent {
     Joined {

@@ -6,7 +6,7 @@
 //! client never sends it, so it never sees a line of the extension. Once agreed, the
 //! client may also use the requests below; classic requests keep working.
 //!
-//! Every name in an extension line is percent-encoded (see [`super::escape`]), so names
+//! Every name in an extension line is percent-encoded (see [`super::escape()`]), so names
 //! hold any UTF-8. Content hashes are 64 lowercase hex digits of BLAKE3.
 
 use std::borrow::Cow;

@@ -6,7 +6,9 @@
 # Environment: DURATION (seconds of each measured mix, default 10), CLIENTS (1000),
 # FILES (files per client, 20), PIPELINE (requests in flight per client, 16),
 # IDLE (idle clients, 15000; 0 skips them), RUNTIMES ("mio smol"), ARGS (more loadgen options for the
-# lockstep and pipelined runs, e.g. "--loose 0" for selective patterns only).
+# lockstep and pipelined runs, e.g. "--loose 0" for selective patterns only), SERVER_BIN (the
+# napshare-node binary to serve, e.g. another commit's build, to compare servers under one
+# load generator; default: this tree's).
 #
 # Builds the release binaries first. Every run starts its own server (loadgen
 # --spawn-server) on 127.0.0.1, so server and load generator share this machine's
@@ -26,6 +28,11 @@ read -r -a extra <<<"${ARGS:-}"
 
 cargo build --release -q -p napshare-tests --bin loadgen --bin napshare-node
 lg=target/release/loadgen
+server_bin=()
+if [ -n "${SERVER_BIN:-}" ]; then
+    server_bin=(--server-bin "$SERVER_BIN")
+    echo "server: $SERVER_BIN" >&2
+fi
 echo "commit $(git log -1 --format=%h)$(git diff --quiet HEAD -- core runtime-mio runtime-smol || echo ' (with uncommitted changes)'), $(nproc) cores" >&2
 
 # The number after "KEY": in the JSON object of phase PHASE (or in the whole report).
@@ -55,7 +62,7 @@ run_case() { # name runtime args...
     local rps=() p50=() p99=() p999=() lg_cpu=() sv_cpu=()
     for i in $(seq "$runs"); do
         local json
-        if ! json=$("$lg" --spawn-server "$rt" --json --quiet "$@" 2>/dev/null); then
+        if ! json=$("$lg" --spawn-server "$rt" "${server_bin[@]}" --json --quiet "$@" 2>/dev/null); then
             show_failure "$name $rt run $i" "$json"
             continue
         fi
@@ -82,7 +89,7 @@ run_idle() { # runtime
     local rt=$1 rss=() per=()
     for i in $(seq "$runs"); do
         local json
-        if ! json=$("$lg" --spawn-server "$rt" --json --quiet --clients "$idle" --files 0 \
+        if ! json=$("$lg" --spawn-server "$rt" "${server_bin[@]}" --json --quiet --clients "$idle" --files 0 \
             --duration 0 --hold 2 2>/dev/null); then
             show_failure "idle $rt run $i" "$json"
             continue

@@ -90,8 +90,6 @@ pub mod hash;
 pub mod index;
 pub mod names;
 pub mod server;
-#[cfg(feature = "sim")]
-pub mod sim;
 pub mod wire;
 
 /// One connection of a state machine. The state machine picks the ids (for connections it

@@ -1,14 +1,15 @@
-//! napshare's test support: helpers that run real `napshare-node` processes on loopback
-//! ([`node`]) and a stand-in for the seed's Python index server ([`classic_server`]).
+//! napshare's test support: the in-memory simulation of a network ([`sim`]), helpers that
+//! run real `napshare-node` processes on loopback ([`node`]) and a stand-in for the seed's
+//! Python index server ([`classic_server`]).
 //!
-//! The in-memory simulation lives in napshare-core (`sim` feature); the tests themselves
-//! are under `tests/`: property tests of the codec and the server, the simulated seed
-//! scenarios, the fuzz corpus replay, and the end-to-end tests over real sockets
-//! (`seed_scenarios.rs`, `classic_compat.rs`), which need the `napshare-node` binary of
-//! this package.
+//! The tests themselves are under `tests/`: property tests of the codec and the server, the
+//! simulated seed scenarios, the fuzz corpus replay, and the end-to-end tests over real
+//! sockets (`seed_scenarios.rs`, `classic_compat.rs`), which need the `napshare-node`
+//! binary of this package.
 
 pub mod classic_server;
 pub mod loadgen;
 pub mod node;
 pub mod proxy;
 pub mod pty;
+pub mod sim;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use napshare_core::client::ClientEvent;
 use napshare_core::server::ServerConfig;
-use napshare_core::sim::{Sim, SimConfig};
+use napshare_tests::sim::{Sim, SimConfig};
 
 const IDLE: Duration = Duration::from_secs(30);
 

@@ -6,11 +6,11 @@
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitStatus;
 
-use napshare_core::sim::pieces_of;
 use napshare_tests::node::{
     self as node, parse_hit, starts_with, test_data, ClientProc, NodeProc, Runtime, ServerProc,
     Wire, TIMEOUT,
 };
+use napshare_tests::sim::pieces_of;
 use serde_json::Value;
 
 /// The exit statuses `napshare --help` documents.

@@ -3,14 +3,19 @@
 //! Several connections send random request lines (valid, garbage, blank, overlong), cut
 //! into random reads, and sometimes drop without `LEAVE`. After every step the bytes the
 //! server sent each connection, the connections it closed, its events and the size of its
-//! index must equal what a plain model built from PROTOCOL-classic.md predicts. The model
-//! shares no code with the server: it formats the classic replies itself and never parses.
+//! index must equal what the reference model predicts: the one the fuzz `server` target
+//! uses too (`napshare_core::fuzzing::model`). The model shares no code with the server: it
+//! formats every reply itself. It reads lines with the wire parser, so
+//! `lines_read_as_meant` pins what each line this test sends means, and
+//! `every_slot_joins_under_its_printed_address` how each peer is written.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use napshare_core::server::{LeaveReason, Server, ServerConfig, ServerEvent};
+use napshare_core::fuzzing::model::{join_port, Event, Model};
+use napshare_core::server::{Server, ServerConfig};
+use napshare_core::wire::Request;
 use napshare_core::ConnId;
 use proptest::prelude::*;
 
@@ -87,6 +92,26 @@ impl Line {
             Self::Blank(b) => BLANKS[*b].as_bytes().to_vec(),
         }
     }
+
+    /// The request the line is built as; `None` for one that is none.
+    fn meant(&self) -> Option<Request<'static>> {
+        match *self {
+            Self::Join(j) => Some(Request::Join {
+                addr: JOIN_TEXTS[j].0,
+            }),
+            Self::Create(n, size) => Some(Request::CreateFile {
+                name: NAMES[n],
+                size,
+            }),
+            Self::Delete(n) => Some(Request::DeleteFile { name: NAMES[n] }),
+            Self::Search(p) => Some(Request::Search {
+                pattern: PATTERNS[p],
+            }),
+            Self::BareSearch => Some(Request::Search { pattern: "" }),
+            Self::Leave => Some(Request::Leave),
+            Self::Garbage(_) | Self::Long(_) | Self::Blank(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -126,154 +151,6 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![10 => send, 1 => (0..SLOTS.len()).prop_map(|slot| Op::Drop { slot })]
 }
 
-// ---- the reference model ----
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Event {
-    Joined(ConnId, String),
-    Left(ConnId, usize, LeaveReason),
-    Bad(ConnId),
-}
-
-#[derive(Debug)]
-struct Entry {
-    owner: ConnId,
-    name: String,
-    size: u64,
-    peer: String,
-}
-
-#[derive(Debug)]
-enum ConnState {
-    AwaitingJoin,
-    Joined { peer: String },
-}
-
-/// The classic server as PROTOCOL-classic.md describes it, minus the seed's bugs.
-#[derive(Debug, Default)]
-struct Model {
-    /// Shared files by registration number: search results come in this order.
-    entries: BTreeMap<u64, Entry>,
-    next_seq: u64,
-    /// Open connections and the IP each was seen from (as the server prints it).
-    conns: BTreeMap<ConnId, (String, ConnState)>,
-    events: Vec<Event>,
-}
-
-impl Model {
-    fn seq_of(&self, owner: ConnId, name: &str) -> Option<u64> {
-        self.entries
-            .iter()
-            .find(|(_, e)| e.owner == owner && e.name == name)
-            .map(|(seq, _)| *seq)
-    }
-
-    fn remove_owner(&mut self, owner: ConnId) -> usize {
-        let before = self.entries.len();
-        self.entries.retain(|_, e| e.owner != owner);
-        before - self.entries.len()
-    }
-
-    /// Removes `conn` for `reason`, recording the event.
-    fn close(&mut self, conn: ConnId, reason: LeaveReason) {
-        self.conns.remove(&conn);
-        let files = self.remove_owner(conn);
-        self.events.push(Event::Left(conn, files, reason));
-    }
-
-    /// How the server prints a peer: a bare IP for the classic port, else `ip:port`.
-    fn peer(ip: &str, port: u16) -> String {
-        match (port, ip.contains(':')) {
-            (1235, _) => ip.to_owned(),
-            (_, false) => format!("{ip}:{port}"),
-            (_, true) => format!("[{ip}]:{port}"),
-        }
-    }
-
-    /// Applies one line from `conn`; appends the reply to `out`. Returns false once the
-    /// connection is closed.
-    fn line(&mut self, conn: ConnId, line: &Line, out: &mut Vec<u8>) -> bool {
-        if let Line::Blank(_) = line {
-            return true;
-        }
-        let (ip, state) = self.conns.get(&conn).expect("only open connections send");
-        let ip = ip.clone();
-        let peer = match (state, line) {
-            (ConnState::AwaitingJoin, Line::Join(j))
-            | (ConnState::Joined { .. }, Line::Join(j)) => {
-                let peer = Self::peer(&ip, JOIN_TEXTS[*j].1);
-                // A repeated JOIN moves the files already shared to the new address.
-                for e in self.entries.values_mut().filter(|e| e.owner == conn) {
-                    e.peer = peer.clone();
-                }
-                self.conns
-                    .insert(conn, (ip, ConnState::Joined { peer: peer.clone() }));
-                self.events.push(Event::Joined(conn, peer));
-                out.extend_from_slice(b"CONFIRMJOIN\n");
-                return true;
-            }
-            (ConnState::AwaitingJoin, _) => {
-                self.close(conn, LeaveReason::NoJoin);
-                return false;
-            }
-            (ConnState::Joined { peer }, _) => peer.clone(),
-        };
-        match line {
-            Line::Create(n, size) => {
-                let name = NAMES[*n];
-                if let Some(seq) = self.seq_of(conn, name) {
-                    let e = self.entries.get_mut(&seq).expect("found above");
-                    e.size = *size;
-                    e.peer = peer;
-                } else {
-                    let entry = Entry {
-                        owner: conn,
-                        name: name.to_owned(),
-                        size: *size,
-                        peer,
-                    };
-                    self.entries.insert(self.next_seq, entry);
-                    self.next_seq += 1;
-                }
-                out.extend_from_slice(format!("CONFIRMCREATEFILE {name}\n").as_bytes());
-            }
-            Line::Delete(n) => {
-                let name = NAMES[*n];
-                if let Some(seq) = self.seq_of(conn, name) {
-                    self.entries.remove(&seq);
-                }
-                out.extend_from_slice(format!("CONFIRMDELETEFILE {name}\n").as_bytes());
-            }
-            Line::Search(p) => self.search(PATTERNS[*p], out),
-            Line::BareSearch => self.search("", out),
-            Line::Leave => {
-                out.extend_from_slice(b"CONFIRMLEAVE\n");
-                self.close(conn, LeaveReason::Leave);
-                return false;
-            }
-            Line::Garbage(_) | Line::Long(_) => self.events.push(Event::Bad(conn)),
-            Line::Join(_) | Line::Blank(_) => unreachable!("handled above"),
-        }
-        true
-    }
-
-    fn search(&self, pattern: &str, out: &mut Vec<u8>) {
-        let hits: Vec<&Entry> = self
-            .entries
-            .values()
-            .filter(|e| e.name.contains(pattern))
-            .take(MAX_RESULTS)
-            .collect();
-        for e in &hits {
-            out.extend_from_slice(format!("FILE {} {} {}\n", e.name, e.peer, e.size).as_bytes());
-        }
-        if hits.is_empty() {
-            out.extend_from_slice(b"NORESULT\n");
-        }
-        out.extend_from_slice(b"ENDSEARCH\n");
-    }
-}
-
 // ---- driving the real server ----
 
 struct Harness {
@@ -306,8 +183,8 @@ impl Harness {
         let now = Instant::now();
         Self {
             now,
+            model: Model::new(&config),
             server: Server::new(now, config),
-            model: Model::default(),
             slots: vec![None; SLOTS.len()],
             next_port: 40000,
             actual_events: Vec::new(),
@@ -322,19 +199,10 @@ impl Harness {
         while let Some(conn) = self.server.poll_close() {
             out.closed.push(conn);
             self.server.handle_closed(self.now, conn);
+            self.model.closed(conn);
         }
         while let Some(e) = self.server.poll_event() {
-            let e = match e {
-                ServerEvent::Joined { conn, peer } => Event::Joined(conn, peer.to_string()),
-                ServerEvent::Left {
-                    conn,
-                    files,
-                    reason,
-                } => Event::Left(conn, files, reason),
-                ServerEvent::BadLine { conn, .. } => Event::Bad(conn),
-                ServerEvent::Refused { conn, limit } => panic!("{conn:?} hit the {limit} limit"),
-            };
-            self.actual_events.push(e);
+            self.actual_events.push(Event::of(&e));
         }
     }
 
@@ -342,14 +210,12 @@ impl Harness {
         if let Some(conn) = self.slots[slot] {
             return conn;
         }
-        let (seen, printed) = SLOTS[slot];
-        let ip: IpAddr = seen.parse().unwrap();
+        let ip: IpAddr = SLOTS[slot].0.parse().unwrap();
         self.next_port += 1;
         let conn = self
             .server
             .handle_accept(self.now, SocketAddr::new(ip, self.next_port));
-        let state = (printed.to_owned(), ConnState::AwaitingJoin);
-        self.model.conns.insert(conn, state);
+        self.model.accept(conn, ip);
         self.slots[slot] = Some(conn);
         conn
     }
@@ -362,15 +228,13 @@ impl Harness {
     ) -> Result<(), TestCaseError> {
         let conn = self.connect(slot);
         let mut stream = Vec::new();
-        let mut expected = Vec::new();
-        let mut open = true;
         for (line, crlf) in lines {
             stream.extend(line.bytes());
             stream.extend_from_slice(if *crlf { b"\r\n" } else { b"\n" });
-            if open {
-                open = self.model.line(conn, line, &mut expected);
-            }
         }
+        self.model.bytes(conn, &stream);
+        let expected = self.model.take_replies(conn);
+        let open = !self.model.close_asked(conn);
         let mut out = Output::default();
         let mut rest = &stream[..];
         let mut lens = reads.iter().cycle();
@@ -403,7 +267,7 @@ impl Harness {
             return;
         };
         self.server.handle_closed(self.now, conn);
-        self.model.close(conn, LeaveReason::Closed);
+        self.model.closed(conn);
         let mut out = Output::default();
         self.drain(&mut out);
         assert!(out.bytes.is_empty() && out.closed.is_empty());
@@ -411,9 +275,9 @@ impl Harness {
 
     fn check(&self) -> Result<(), TestCaseError> {
         self.server.index().check_invariants();
-        prop_assert_eq!(self.server.index().len(), self.model.entries.len());
-        prop_assert_eq!(self.server.connections(), self.model.conns.len());
-        prop_assert_eq!(&self.actual_events, &self.model.events);
+        prop_assert_eq!(self.server.index().len(), self.model.files().count());
+        prop_assert_eq!(self.server.connections(), self.model.open());
+        prop_assert_eq!(&self.actual_events[..], self.model.events());
         Ok(())
     }
 }
@@ -450,4 +314,54 @@ fn seed_transcript_in_one_read() {
     h.send(0, &lines, &[4096]).unwrap();
     h.check().unwrap();
     assert!(h.server.index().is_empty());
+}
+
+/// Every line this test sends reads as the request it is built as, and every `JOIN` text
+/// names the port the table says: the model reads lines with the wire parser, so this pins
+/// what they mean.
+#[test]
+fn lines_read_as_meant() {
+    let mut lines: Vec<Line> = (0..JOIN_TEXTS.len()).map(Line::Join).collect();
+    for n in 0..NAMES.len() {
+        lines.extend([Line::Create(n, 7), Line::Delete(n)]);
+    }
+    lines.extend((0..PATTERNS.len()).map(Line::Search));
+    lines.extend([Line::BareSearch, Line::Leave]);
+    lines.extend((0..GARBAGE.len()).map(Line::Garbage));
+    lines.extend((LIMIT - 4..LIMIT * 3).map(Line::Long));
+    lines.extend((0..BLANKS.len()).map(Line::Blank));
+    for line in &lines {
+        let bytes = line.bytes();
+        let text = std::str::from_utf8(&bytes).ok();
+        let read = text.and_then(|t| Request::parse(t).ok());
+        assert_eq!(read, line.meant(), "{line:?}");
+    }
+    for (text, port) in JOIN_TEXTS {
+        assert_eq!(join_port(text), *port, "JOIN {text}");
+    }
+}
+
+/// How a peer is printed: a bare IP for the classic port, else `ip:port`.
+fn printed_peer(ip: &str, port: u16) -> String {
+    match (port, ip.contains(':')) {
+        (1235, _) => ip.to_owned(),
+        (_, false) => format!("{ip}:{port}"),
+        (_, true) => format!("[{ip}]:{port}"),
+    }
+}
+
+/// A `JOIN` from every slot with every `JOIN` text: the server and the model name the peer
+/// as the table prints it (an IPv4-mapped address as IPv4, a port off the classic one).
+#[test]
+fn every_slot_joins_under_its_printed_address() {
+    let mut h = Harness::new();
+    for (slot, (_, printed)) in SLOTS.iter().enumerate() {
+        for (j, (_, port)) in JOIN_TEXTS.iter().enumerate() {
+            h.send(slot, &[(Line::Join(j), false)], &[64]).unwrap();
+            h.check().unwrap();
+            let conn = h.slots[slot].expect("joined");
+            let joined = Event::Joined(conn, printed_peer(printed, *port));
+            assert_eq!(h.actual_events.last(), Some(&joined));
+        }
+    }
 }

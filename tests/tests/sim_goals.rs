@@ -4,8 +4,9 @@
 
 use std::time::Instant;
 
+use fastrand::Rng;
 use napshare_core::client::{exit, ClientEvent, Goal};
-use napshare_core::sim::{Rng, Sim};
+use napshare_tests::sim::{random_bytes, Sim};
 
 fn has(sim: &Sim, i: usize, wanted: impl Fn(&ClientEvent) -> bool) -> bool {
     sim.events(i).iter().any(wanted)
@@ -106,8 +107,8 @@ fn a_server_lost_before_the_answer_is_not_waited_for() {
 
 #[test]
 fn get_downloads_from_every_peer_with_the_most_common_content() {
-    let song = Rng::new(5).bytes(300_000);
-    let other = Rng::new(6).bytes(1000);
+    let song = random_bytes(&mut Rng::with_seed(5), 300_000);
+    let other = random_bytes(&mut Rng::with_seed(6), 1000);
     let mut sim = network(
         5,
         &[
@@ -138,7 +139,7 @@ fn get_downloads_from_every_peer_with_the_most_common_content() {
 
 #[test]
 fn get_resumes_a_partial_file() {
-    let song = Rng::new(7).bytes(200_000);
+    let song = random_bytes(&mut Rng::with_seed(7), 200_000);
     let mut sim = network(7, &[&[("song.mp3", &song)]]);
     // Nothing is sent until the network runs: the part is there before the client opens it.
     let g = sim.add_goal_client(get("song.mp3"));
@@ -170,7 +171,7 @@ fn get_of_a_name_nobody_lists_exits_3() {
 
 #[test]
 fn get_from_peers_that_send_garbage_exits_4() {
-    let song = Rng::new(9).bytes(100_000);
+    let song = random_bytes(&mut Rng::with_seed(9), 100_000);
     let mut sim = network(9, &[&[("song.mp3", &song)]]);
     sim.corrupt_uploads(0, true);
     let g = sim.add_goal_client(get("song.mp3"));
@@ -190,7 +191,7 @@ fn get_that_cannot_write_exits_4() {
 
 #[test]
 fn a_download_under_way_outlives_the_server() {
-    let song = Rng::new(11).bytes(400_000);
+    let song = random_bytes(&mut Rng::with_seed(11), 400_000);
     let mut sim = network(11, &[&[("song.mp3", &song)]]);
     let g = sim.add_goal_client(get("song.mp3"));
     step_until(&mut sim, g, |e| {
@@ -214,7 +215,7 @@ fn a_download_under_way_outlives_the_server() {
 
 #[test]
 fn stopped_before_the_goal_exits_1() {
-    let song = Rng::new(12).bytes(400_000);
+    let song = random_bytes(&mut Rng::with_seed(12), 400_000);
     let mut sim = network(12, &[&[("song.mp3", &song)]]);
     let g = sim.add_goal_client(get("song.mp3"));
     step_until(&mut sim, g, |e| {

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use napshare_core::client::{ClientEvent, SearchHit};
-use napshare_core::sim::{pieces_of, Sim};
+use napshare_tests::sim::{pieces_of, Sim};
 
 fn hit(name: &str, peer: &str, data: &[u8]) -> SearchHit {
     SearchHit {

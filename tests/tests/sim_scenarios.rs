@@ -4,9 +4,10 @@
 
 use std::time::Instant;
 
+use fastrand::Rng;
 use napshare_core::client::{ClientEvent, SearchHit};
 use napshare_core::server::{LeaveReason, ServerEvent};
-use napshare_core::sim::{pieces_of, Rng, Sim, SimConfig};
+use napshare_tests::sim::{pieces_of, random_bytes, Sim, SimConfig};
 use proptest::prelude::*;
 
 fn sim(seed: u64, max_chunk: usize) -> Sim {
@@ -112,7 +113,7 @@ fn a_search_typed_before_joining_waits_for_the_session() {
 
 #[test]
 fn a_download_between_clients_is_byte_identical() {
-    let data = Rng::new(4).bytes(50_000);
+    let data = random_bytes(&mut Rng::with_seed(4), 50_000);
     let mut sim = sim(4, 1500);
     let a = sim.add_client(&[("big file.bin", &data)]);
     let b = sim.add_client(&[]);
@@ -180,9 +181,9 @@ type Outcome = (Vec<Vec<ClientEvent>>, Vec<Vec<(String, Vec<u8>)>>);
 /// A fixed script of everything above, run to completion; returns each client's log and
 /// the files each one ends with, which must not depend on how links cut the bytes.
 fn script(seed: u64, max_chunk: usize) -> Outcome {
-    let mut rng = Rng::new(99);
-    let song = rng.bytes(3000);
-    let doc = rng.bytes(700);
+    let mut rng = Rng::with_seed(99);
+    let song = random_bytes(&mut rng, 3000);
+    let doc = random_bytes(&mut rng, 700);
     let mut sim = sim(seed, max_chunk);
     let a = sim.add_client(&[("song 1.mp3", &song), ("doc.txt", &doc)]);
     sim.run_until_idle();
@@ -231,7 +232,7 @@ fn links_that_split_every_byte_change_nothing() {
 
 #[test]
 fn a_download_cut_midway_leaves_no_file_at_the_final_name() {
-    let data = Rng::new(8).bytes(10_000);
+    let data = random_bytes(&mut Rng::with_seed(8), 10_000);
     let mut sim = sim(8, 512);
     let a = sim.add_client(&[("movie.avi", &data)]);
     let b = sim.add_client(&[]);
@@ -435,6 +436,49 @@ fn a_late_reply_is_not_taken_for_the_next_request() {
     assert_eq!(names(&sim.search(a, "banana")), ["banana"]);
 }
 
+/// Whole transfers in the simulation: `DOWNLOAD N` saves result N's content under its
+/// name, whichever version of a name it is.
+#[test]
+fn download_n_in_a_simulated_network_saves_that_version() {
+    let old = random_bytes(&mut Rng::with_seed(1), 70_000);
+    let new = random_bytes(&mut Rng::with_seed(2), 90_000);
+    let mut sim = Sim::with_seed(Instant::now(), 3);
+    let a = sim.add_client(&[("track.ogg", &old)]);
+    let b = sim.add_client(&[("track.ogg", &new)]);
+    let c = sim.add_client(&[("track.ogg", &old)]);
+    let d = sim.add_client(&[]);
+    sim.run_until_idle();
+    let hits = sim.search(d, "track");
+    assert_eq!(hits.len(), 3);
+    let peers: Vec<String> = (0..4).map(|i| sim.peer_addr(i).to_string()).collect();
+    let result_of = |i: usize| 1 + hits.iter().position(|h| h.peer == peers[i]).unwrap();
+    let n = result_of(b);
+    sim.command_line(d, &format!("BAIXAR {n}")).unwrap();
+    sim.run_until_idle();
+    assert_eq!(sim.fs(d).downloads.get("track.ogg"), Some(&new));
+
+    // The other version, held by two peers (a and c), from both; it replaces the first.
+    let seen = sim.events(d).len();
+    sim.command_line(d, &format!("DOWNLOAD {}", result_of(c)))
+        .unwrap();
+    sim.run_until_idle();
+    let events = &sim.events(d)[seen..];
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::DownloadStarted { sources: 2, .. })),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::DownloadDone { .. })),
+        "{events:?}"
+    );
+    assert_eq!(sim.fs(d).downloads.get("track.ogg"), Some(&old));
+    assert_eq!(hits.iter().filter(|h| h.peer == peers[a]).count(), 1);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -446,12 +490,12 @@ proptest! {
         max_chunk in prop_oneof![Just(1usize), 2..64usize, Just(4096usize)],
         sizes in proptest::collection::vec(0..1500usize, 1..4),
     ) {
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng::with_seed(seed);
         let mut sim = sim(seed, max_chunk);
         let files: Vec<(String, Vec<u8>)> = sizes
             .iter()
             .enumerate()
-            .map(|(k, &n)| (format!("file {k}.bin"), rng.bytes(n)))
+            .map(|(k, &n)| (format!("file {k}.bin"), random_bytes(&mut rng, n)))
             .collect();
         let sharers: Vec<usize> = files
             .iter()

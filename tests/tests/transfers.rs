@@ -2,9 +2,10 @@
 
 use std::time::Instant;
 
+use fastrand::Rng;
 use napshare_core::client::{ClientEvent, DownloadFailure, PeerProblem};
 use napshare_core::hash::PIECE;
-use napshare_core::sim::{Rng, Sim, SimConfig};
+use napshare_tests::sim::{random_bytes, Sim, SimConfig};
 use proptest::prelude::*;
 
 fn sim(seed: u64) -> Sim {
@@ -22,7 +23,7 @@ fn done(e: &ClientEvent) -> bool {
 
 /// A file of a few pieces, the last one short.
 fn movie(seed: u64) -> Vec<u8> {
-    Rng::new(seed).bytes(3 * PIECE as usize + 12_345)
+    random_bytes(&mut Rng::with_seed(seed), 3 * PIECE as usize + 12_345)
 }
 
 /// Steps the network until client `i`'s partial file holds at least `bytes` bytes.
@@ -113,7 +114,7 @@ fn a_corrupt_piece_is_fetched_again_from_another_peer() {
 /// Three peers serve one file; two of them vanish mid-way and the third finishes it.
 #[test]
 fn three_peers_finish_a_file_when_two_vanish() {
-    let data = Rng::new(4).bytes(8 * PIECE as usize + 1);
+    let data = random_bytes(&mut Rng::with_seed(4), 8 * PIECE as usize + 1);
     let mut sim = sim(4);
     let peers: Vec<usize> = (0..3)
         .map(|_| sim.add_client(&[("big.iso", &data)]))
@@ -187,7 +188,7 @@ fn corrupt_data_never_reaches_the_final_name() {
 /// the file, instead of failing at once.
 #[test]
 fn a_download_asked_before_joining_waits_for_the_session() {
-    let data = Rng::new(9).bytes(5000);
+    let data = random_bytes(&mut Rng::with_seed(9), 5000);
     let mut sim = sim(9);
     let _a = sim.add_client(&[("notes.txt", &data)]);
     sim.run_until_idle();
@@ -202,7 +203,10 @@ fn a_download_asked_before_joining_waits_for_the_session() {
 /// number names result 2 of that search, so the download waits for it.
 #[test]
 fn a_numbered_download_waits_for_the_search_typed_before_it() {
-    let (one, two) = (Rng::new(10).bytes(3000), Rng::new(11).bytes(4000));
+    let (one, two) = (
+        random_bytes(&mut Rng::with_seed(10), 3000),
+        random_bytes(&mut Rng::with_seed(11), 4000),
+    );
     let mut sim = sim(10);
     let _a = sim.add_client(&[("song one.mp3", &one), ("song two.mp3", &two)]);
     sim.run_until_idle();

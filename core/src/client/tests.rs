@@ -1,6 +1,6 @@
 //! The client driven by hand, reply by reply: numbered results and `DOWNLOAD N`, and what
-//! the user is told in each language. Whole transfers are in the simulation tests at the
-//! end (and in the tests crate).
+//! the user is told in each language. Whole transfers are in the tests crate's
+//! simulation tests.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -336,49 +336,4 @@ fn mistakes_are_errors_then_help() {
             ClientEvent::Help,
         ]
     );
-}
-
-/// Whole transfers in the simulation: `DOWNLOAD N` saves result N's content under its
-/// name, whichever version of a name it is.
-#[cfg(feature = "sim")]
-#[test]
-fn download_n_in_a_simulated_network_saves_that_version() {
-    use crate::sim::{Rng, Sim};
-    let old = Rng::new(1).bytes(70_000);
-    let new = Rng::new(2).bytes(90_000);
-    let mut sim = Sim::with_seed(epoch(), 3);
-    let a = sim.add_client(&[("track.ogg", &old)]);
-    let b = sim.add_client(&[("track.ogg", &new)]);
-    let c = sim.add_client(&[("track.ogg", &old)]);
-    let d = sim.add_client(&[]);
-    sim.run_until_idle();
-    let hits = sim.search(d, "track");
-    assert_eq!(hits.len(), 3);
-    let peers: Vec<String> = (0..4).map(|i| sim.peer_addr(i).to_string()).collect();
-    let result_of = |i: usize| 1 + hits.iter().position(|h| h.peer == peers[i]).unwrap();
-    let n = result_of(b);
-    sim.command_line(d, &format!("BAIXAR {n}")).unwrap();
-    sim.run_until_idle();
-    assert_eq!(sim.fs(d).downloads.get("track.ogg"), Some(&new));
-
-    // The other version, held by two peers (a and c), from both; it replaces the first.
-    let seen = sim.events(d).len();
-    sim.command_line(d, &format!("DOWNLOAD {}", result_of(c)))
-        .unwrap();
-    sim.run_until_idle();
-    let events = &sim.events(d)[seen..];
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, ClientEvent::DownloadStarted { sources: 2, .. })),
-        "{events:?}"
-    );
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, ClientEvent::DownloadDone { .. })),
-        "{events:?}"
-    );
-    assert_eq!(sim.fs(d).downloads.get("track.ogg"), Some(&old));
-    assert_eq!(hits.iter().filter(|h| h.peer == peers[a]).count(), 1);
 }

@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 
+use fastrand::Rng;
 use napshare_core::hash::ContentHash;
 use napshare_core::index::{Index, OwnerId};
 use napshare_core::wire::PeerAddr;
@@ -18,33 +19,6 @@ use napshare_core::wire::PeerAddr;
 pub const WORDS: usize = 6_000;
 /// Files each owner shares when an index is built.
 pub const FILES_PER_OWNER: usize = 1_000;
-
-/// SplitMix64: small, seeded, the same on every machine.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// A uniform number in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// Word pieces with weights roughly like English: onsets and codas (consonants and
 /// clusters) and nuclei (vowels and vowel pairs).
@@ -107,7 +81,7 @@ const VOWELS: &[(&str, u32)] = &[
 
 fn weighted<'a>(rng: &mut Rng, table: &[(&'a str, u32)]) -> &'a str {
     let total: u32 = table.iter().map(|e| e.1).sum();
-    let mut pick = rng.below(total as usize) as u32;
+    let mut pick = rng.u32(..total);
     for &(s, w) in table {
         if pick < w {
             return s;
@@ -120,12 +94,12 @@ fn weighted<'a>(rng: &mut Rng, table: &[(&'a str, u32)]) -> &'a str {
 /// A made-up word of one to four syllables with English-like letter frequencies.
 fn word(rng: &mut Rng) -> String {
     let mut w = String::new();
-    if rng.below(10) < 7 {
+    if rng.usize(..10) < 7 {
         w.push_str(weighted(rng, CONSONANTS));
     }
-    for _ in 0..1 + rng.below(3) + rng.below(2) {
+    for _ in 0..1 + rng.usize(..3) + rng.usize(..2) {
         w.push_str(weighted(rng, VOWELS));
-        if rng.below(10) < 8 {
+        if rng.usize(..10) < 8 {
             w.push_str(weighted(rng, CONSONANTS));
         }
     }
@@ -153,23 +127,23 @@ pub struct Names {
 
 impl Names {
     pub fn new(seed: u64) -> Self {
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng::with_seed(seed);
         let words = (0..WORDS).map(|_| word(&mut rng)).collect();
         Self {
             words,
-            rng: Rng::new(seed ^ 0x5EED),
+            rng: Rng::with_seed(seed ^ 0x5EED),
         }
     }
 
     /// A word, skewed: rank `r` of `WORDS` is picked with density about `(r/WORDS)^(-2/3)`.
     fn word(&mut self) -> &str {
-        let u = self.rng.unit();
+        let u = self.rng.f64();
         &self.words[(u * u * u * WORDS as f64) as usize]
     }
 
     pub fn next_name(&mut self) -> String {
         let mut name = String::with_capacity(64);
-        for i in 0..1 + self.rng.below(2) {
+        for i in 0..1 + self.rng.usize(..2) {
             if i > 0 {
                 name.push(' ');
             }
@@ -182,8 +156,8 @@ impl Names {
         }
         name.push_str(" -");
         // Titles are in title case about half the time.
-        let title_case = self.rng.below(2) == 0;
-        for _ in 0..1 + self.rng.below(4) {
+        let title_case = self.rng.bool();
+        for _ in 0..1 + self.rng.usize(..4) {
             name.push(' ');
             let w = self.word().to_owned();
             let mut cs = w.chars();
@@ -195,9 +169,9 @@ impl Names {
                 _ => name.push_str(&w),
             }
         }
-        let track = 1 + self.rng.below(20);
+        let track = self.rng.usize(1..=20);
         let total: u32 = EXTENSIONS.iter().map(|e| e.1).sum();
-        let mut pick = self.rng.below(total as usize) as u32;
+        let mut pick = self.rng.u32(..total);
         let ext = EXTENSIONS
             .iter()
             .find(|e| {
@@ -214,7 +188,7 @@ impl Names {
     }
 
     pub fn size(&mut self) -> u64 {
-        1_000_000 + self.rng.below(9_000_000) as u64
+        self.rng.u64(1_000_000..10_000_000)
     }
 
     /// A word of the given rank (0 is the most common).

@@ -1,6 +1,10 @@
 //! What a run measured, as text for people or JSON for scripts.
 
 use std::fmt::Write;
+use std::io;
+
+use serde::{Serialize, Serializer};
+use serde_json::ser::Formatter;
 
 use super::hist::Histogram;
 use super::server::Mem;
@@ -143,7 +147,7 @@ impl MemReport {
 }
 
 /// What the final check found.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct VerifyReport {
     pub pattern_searches: u64,
     pub name_searches: u64,
@@ -196,32 +200,6 @@ fn us(ns: u64) -> String {
 
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-/// `s` as a JSON string.
-fn json_str(s: &str) -> String {
-    serde_json::to_string(s).expect("a string serializes")
-}
-
-fn json_hist(h: &Histogram) -> String {
-    format!(
-        "{{\"count\": {}, \"mean_us\": {:.1}, \"p50_us\": {:.1}, \"p90_us\": {:.1}, \
-         \"p99_us\": {:.1}, \"p999_us\": {:.1}, \"max_us\": {:.1}}}",
-        h.count(),
-        h.mean() as f64 / 1000.0,
-        h.quantile(0.5) as f64 / 1000.0,
-        h.quantile(0.9) as f64 / 1000.0,
-        h.quantile(0.99) as f64 / 1000.0,
-        h.quantile(0.999) as f64 / 1000.0,
-        h.max() as f64 / 1000.0,
-    )
-}
-
-fn json_mem(m: Option<Mem>) -> String {
-    match m {
-        Some(m) => format!("{{\"rss_kib\": {}, \"hwm_kib\": {}}}", m.rss_kib, m.hwm_kib),
-        None => "null".to_owned(),
-    }
 }
 
 impl Report {
@@ -388,109 +366,210 @@ impl Report {
         o
     }
 
-    /// The report as one JSON object.
+    /// The report as one JSON object, on one line.
     pub fn json(&self) -> String {
-        let mut o = String::new();
-        o.push('{');
-        let _ = write!(o, "\"target\": {}, ", json_str(&self.target));
-        let _ = write!(
-            o,
-            "\"clients\": {}, \"files\": {}, \"spare\": {}, \"pipeline\": {}, \"seed\": {}, \
-             \"rate\": {}, \"request_mix\": {{\"search\": {}, \"create\": {}, \"delete\": {}}}, \
-             \"patterns\": {}, \"broad\": {}, \"loose\": {}, \"max_results\": {}, \
-             \"joined\": {}, \"left\": {}, ",
-            self.clients,
-            self.files,
-            self.spare,
-            self.pipeline,
-            self.seed,
-            self.rate.map_or("null".to_owned(), |r| r.to_string()),
-            self.mix.search,
-            self.mix.create,
-            self.mix.delete,
-            self.patterns,
-            self.broad,
-            self.loose,
-            self.max_results,
-            self.joined,
-            self.left
-        );
-        o.push_str("\"phases\": {");
-        for (i, p) in self.phases.iter().enumerate() {
-            if i > 0 {
-                o.push_str(", ");
-            }
-            let _ = write!(
-                o,
-                "{}: {{\"seconds\": {:.4}, \"requests\": {}, \"rps\": {:.1}, \
-                 \"search_lines\": {}, \"capped\": {}, \"noresult\": {}, \
-                 \"loadgen_cpu_s\": {:.2}, \"server_cpu_s\": {}, \"latency\": {{",
-                json_str(p.name),
-                p.seconds,
-                p.requests(),
-                p.rps(),
-                p.search_lines,
-                p.capped,
-                p.noresult,
-                p.loadgen_cpu,
-                p.server_cpu
-                    .map_or("null".to_owned(), |c| format!("{c:.2}"))
-            );
-            for (kind, h) in KINDS.iter().zip(&p.hists).filter(|(_, h)| h.count() > 0) {
-                let _ = write!(o, "{}: {}, ", json_str(kind), json_hist(h));
-            }
-            let _ = write!(o, "\"all\": {}}}}}", json_hist(&p.all()));
+        let phases = self.phases.iter().map(|p| (p.name, JsonPhase::of(p)));
+        let errors = self.errors.fields().into_iter();
+        let report = JsonReport {
+            target: &self.target,
+            clients: self.clients,
+            files: self.files,
+            spare: self.spare,
+            pipeline: self.pipeline,
+            seed: self.seed,
+            rate: self.rate,
+            request_mix: JsonMix {
+                search: self.mix.search,
+                create: self.mix.create,
+                delete: self.mix.delete,
+            },
+            patterns: self.patterns,
+            broad: self.broad,
+            loose: self.loose,
+            max_results: self.max_results,
+            joined: self.joined,
+            left: self.left,
+            phases: Ordered(phases.collect()),
+            verify: self.verify.as_ref(),
+            server_memory: self.mem.as_ref().map(|m| JsonMemReport {
+                pid: m.pid,
+                start: m.start.map(JsonMem::of),
+                registered: m.registered.map(JsonMem::of),
+                loaded: m.loaded.map(JsonMem::of),
+                end: m.end.map(JsonMem::of),
+                hwm_kib: m.hwm_kib(),
+                bytes_per_client: m
+                    .registered_growth()
+                    .map(|g| fixed(g as f64 / self.joined.max(1) as f64, 1)),
+            }),
+            errors: Ordered(errors.chain([("total", self.errors.total())]).collect()),
+            error_examples: &self.examples,
+        };
+        let mut out = Vec::new();
+        let mut json = serde_json::Serializer::with_formatter(&mut out, Spaced);
+        report.serialize(&mut json).expect("a report serializes");
+        String::from_utf8(out).expect("serde_json writes UTF-8")
+    }
+}
+
+/// `x` rounded to `places` decimals, as the report has always printed it.
+fn fixed(x: f64, places: usize) -> f64 {
+    format!("{x:.places$}")
+        .parse()
+        .expect("a formatted float parses")
+}
+
+/// Pairs written as one JSON object in their order (a `serde_json::Map` would sort them).
+struct Ordered<K, V>(Vec<(K, V)>);
+
+impl<K: Serialize, V: Serialize> Serialize for Ordered<K, V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// Compact JSON with a space after every `:` and `,`: the report's shape, which
+/// `tests/scripts/load.sh` and `tests/tests/loadgen_smoke.rs` read as text.
+struct Spaced;
+
+impl Formatter for Spaced {
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
         }
-        o.push_str("}, ");
-        match &self.verify {
-            Some(v) => {
-                let _ = write!(
-                    o,
-                    "\"verify\": {{\"pattern_searches\": {}, \"name_searches\": {}, \
-                     \"files_present\": {}, \"files_checked\": {}, \"unverifiable\": {}}}, ",
-                    v.pattern_searches,
-                    v.name_searches,
-                    v.files_present,
-                    v.files_checked,
-                    v.unverifiable
-                );
-            }
-            None => o.push_str("\"verify\": null, "),
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.begin_object_key(w, first)
+    }
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    target: &'a str,
+    clients: usize,
+    files: usize,
+    spare: usize,
+    pipeline: u32,
+    seed: u64,
+    rate: Option<f64>,
+    request_mix: JsonMix,
+    patterns: usize,
+    broad: u64,
+    loose: u64,
+    max_results: usize,
+    joined: usize,
+    left: usize,
+    phases: Ordered<&'static str, JsonPhase>,
+    verify: Option<&'a VerifyReport>,
+    server_memory: Option<JsonMemReport>,
+    errors: Ordered<&'static str, u64>,
+    error_examples: &'a [String],
+}
+
+#[derive(Serialize)]
+struct JsonMix {
+    search: u64,
+    create: u64,
+    delete: u64,
+}
+
+#[derive(Serialize)]
+struct JsonPhase {
+    seconds: f64,
+    requests: u64,
+    rps: f64,
+    search_lines: u64,
+    capped: u64,
+    noresult: u64,
+    loadgen_cpu_s: f64,
+    server_cpu_s: Option<f64>,
+    /// By request kind (those that completed any), then `all`.
+    latency: Ordered<&'static str, JsonHist>,
+}
+
+impl JsonPhase {
+    fn of(p: &Phase) -> Self {
+        let kinds = KINDS.iter().zip(&p.hists).filter(|(_, h)| h.count() > 0);
+        let mut latency: Vec<_> = kinds.map(|(k, h)| (*k, JsonHist::of(h))).collect();
+        latency.push(("all", JsonHist::of(&p.all())));
+        Self {
+            seconds: fixed(p.seconds, 4),
+            requests: p.requests(),
+            rps: fixed(p.rps(), 1),
+            search_lines: p.search_lines,
+            capped: p.capped,
+            noresult: p.noresult,
+            loadgen_cpu_s: fixed(p.loadgen_cpu, 2),
+            server_cpu_s: p.server_cpu.map(|c| fixed(c, 2)),
+            latency: Ordered(latency),
         }
-        match &self.mem {
-            Some(m) => {
-                let per_client = m.registered_growth().map_or("null".to_owned(), |g| {
-                    format!("{:.1}", g as f64 / self.joined.max(1) as f64)
-                });
-                let _ = write!(
-                    o,
-                    "\"server_memory\": {{\"pid\": {}, \"start\": {}, \"registered\": {}, \
-                     \"loaded\": {}, \"end\": {}, \"hwm_kib\": {}, \
-                     \"bytes_per_client\": {}}}, ",
-                    m.pid,
-                    json_mem(m.start),
-                    json_mem(m.registered),
-                    json_mem(m.loaded),
-                    json_mem(m.end),
-                    m.hwm_kib().map_or("null".to_owned(), |k| k.to_string()),
-                    per_client
-                );
-            }
-            None => o.push_str("\"server_memory\": null, "),
+    }
+}
+
+/// A latency histogram in microseconds.
+#[derive(Serialize)]
+struct JsonHist {
+    count: u64,
+    mean_us: f64,
+    p50_us: f64,
+    p90_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    max_us: f64,
+}
+
+impl JsonHist {
+    fn of(h: &Histogram) -> Self {
+        let us = |ns: u64| fixed(ns as f64 / 1000.0, 1);
+        Self {
+            count: h.count(),
+            mean_us: us(h.mean()),
+            p50_us: us(h.quantile(0.5)),
+            p90_us: us(h.quantile(0.9)),
+            p99_us: us(h.quantile(0.99)),
+            p999_us: us(h.quantile(0.999)),
+            max_us: us(h.max()),
         }
-        o.push_str("\"errors\": {");
-        for (name, n) in self.errors.fields() {
-            let _ = write!(o, "{}: {n}, ", json_str(name));
+    }
+}
+
+#[derive(Serialize)]
+struct JsonMemReport {
+    pid: u32,
+    start: Option<JsonMem>,
+    registered: Option<JsonMem>,
+    loaded: Option<JsonMem>,
+    end: Option<JsonMem>,
+    hwm_kib: Option<u64>,
+    bytes_per_client: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct JsonMem {
+    rss_kib: u64,
+    hwm_kib: u64,
+}
+
+impl JsonMem {
+    fn of(m: Mem) -> Self {
+        Self {
+            rss_kib: m.rss_kib,
+            hwm_kib: m.hwm_kib,
         }
-        let _ = write!(o, "\"total\": {}}}, ", self.errors.total());
-        o.push_str("\"error_examples\": [");
-        for (i, e) in self.examples.iter().enumerate() {
-            if i > 0 {
-                o.push_str(", ");
-            }
-            o.push_str(&json_str(e));
-        }
-        o.push_str("]}");
-        o
     }
 }

@@ -1,23 +1,24 @@
 //! napshare on smol: one task owns the node (the index server or a client, a host
-//! [`Node`]); every connection has one task that reads and writes it (see `conn`); one
-//! `Timer` is re-armed from the node's `poll_timeout`. All tasks run on one thread (a
+//! [`Node`]); every connection has one task that reads and writes it (see `conn`); each
+//! wait has a `Timer` set from the node's `poll_timeout`. All tasks run on one thread (a
 //! `LocalExecutor`): nothing crosses threads but the channel a client's threads feed.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use napshare_core::server::{Server, ServerConfig};
 use napshare_core::{ConnId, Transmit};
 use napshare_host::{turn, ClientSetup, Happened, Node, Runtime, Sockets, Upload};
 use smol::channel::{self, Sender};
-use smol::{future, net, Async, LocalExecutor, Timer};
+use smol::{future, Async, LocalExecutor, Timer};
 
 mod conn;
 
-use conn::{take_spent, Event, Link, Write};
+use conn::{take_spent, Event, Link};
 
 /// The smol runtime.
 pub struct Smol;
@@ -69,22 +70,24 @@ fn run<N: Node>(
     let ex = LocalExecutor::new();
     let (tx, events) = channel::bounded(1024);
     let mut node = make(tx.clone())?;
-    ex.spawn(accept(net::TcpListener::from(listener), tx.clone()))
-        .detach();
-    let max_queued = node.max_queued();
-    let (map, happened) = (HashMap::new(), VecDeque::new());
+    ex.spawn(accept(listener, tx.clone())).detach();
     let mut io = Links {
         ex: &ex,
         events: tx,
-        map,
-        happened,
-        max_queued,
+        map: HashMap::new(),
+        happened: VecDeque::new(),
+        max_queued: node.max_queued(),
     };
-    let mut timer = Timer::never();
     smol::block_on(ex.run(async {
         turn(&mut node, &mut io, Instant::now());
         while node.exit().is_none() {
-            let event = next(&events, &mut timer, node.poll_timeout()).await;
+            let timeout = async {
+                node.poll_timeout()
+                    .map_or_else(Timer::never, Timer::at)
+                    .await;
+                None
+            };
+            let event = future::or(async { events.recv().await.ok() }, timeout).await;
             let now = Instant::now();
             // Replies the connection tasks wrote: the server builds later ones in them.
             take_spent(|buf| node.recycle(buf));
@@ -94,21 +97,14 @@ fn run<N: Node>(
                     Some(id) => io.attach(id, stream),
                     None => continue,
                 },
-                Some(Event::Connected(id, stream)) => {
-                    let what = match stream.and_then(|s| Ok((s.local_addr()?, s))) {
-                        Ok((local, stream)) => {
-                            io.attach(id, stream);
-                            Happened::Connected(id, local)
-                        }
-                        Err(e) => Happened::ConnectFailed(id, e.to_string()),
-                    };
-                    node.happen(now, what, &mut io);
+                Some(Event::Connected(id, stream, local)) => {
+                    io.attach(id, stream);
+                    node.happen(now, Happened::Connected(id, local), &mut io);
                 }
                 Some(Event::Bytes(id, data)) => node.bytes(now, id, &data),
                 Some(Event::Happened(what)) => {
                     if let Happened::Closed(id) = what {
-                        // Dropped, its link writes what is queued, then ends.
-                        io.map.remove(&id);
+                        io.close(id);
                     }
                     node.happen(now, what, &mut io);
                 }
@@ -122,19 +118,17 @@ fn run<N: Node>(
 }
 
 impl Links<'_> {
-    fn attach(&mut self, id: ConnId, stream: net::TcpStream) {
-        let link = Link::spawn(self.ex, id, stream, self.events.clone());
+    fn attach(&mut self, id: ConnId, stream: Async<TcpStream>) {
+        let link = Link::spawn(self.ex, id, Arc::new(stream), self.events.clone());
         self.map.insert(id, link);
     }
 }
 
 impl Sockets for Links<'_> {
     fn transmit(&mut self, t: Transmit) -> Option<Vec<u8>> {
-        let link = self.map.get(&t.conn)?;
-        link.send(Write::Data(t.data));
-        if link.queued() > self.max_queued {
-            let what = Happened::Backlog(t.conn, link.queued());
-            self.happened.push_back(what);
+        let queued = self.map.get(&t.conn)?.send(t.data);
+        if queued > self.max_queued {
+            self.happened.push_back(Happened::Backlog(t.conn, queued));
         }
         None // the link owns the buffer now; it comes back through `take_spent`
     }
@@ -142,16 +136,19 @@ impl Sockets for Links<'_> {
     fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
         let events = self.events.clone();
         let connect = async move {
-            let result = net::TcpStream::connect(addr).await;
-            let _ = events.send(Event::Connected(conn, result)).await;
+            let stream = Async::<TcpStream>::connect(addr).await;
+            let event = match stream.and_then(|s| Ok((s.get_ref().local_addr()?, s))) {
+                Ok((local, stream)) => Event::Connected(conn, stream, local),
+                Err(e) => Event::Happened(Happened::ConnectFailed(conn, e.to_string())),
+            };
+            let _ = events.send(event).await;
         };
         self.ex.spawn(connect).detach();
     }
 
     fn close(&mut self, conn: ConnId) {
-        if let Some(link) = self.map.remove(&conn) {
-            link.send(Write::Close);
-        }
+        // Dropped, its link writes what is queued, then ends.
+        self.map.remove(&conn);
     }
 
     fn abort(&mut self, conn: ConnId) {
@@ -162,13 +159,10 @@ impl Sockets for Links<'_> {
 
     fn send_file(&mut self, conn: ConnId, upload: Upload, close: bool) {
         if let Some(link) = self.map.get(&conn) {
-            link.send(Write::File {
-                upload,
-                notify: !close,
-            });
-            if close {
-                link.send(Write::Close);
-            }
+            link.send_file(upload, !close);
+        }
+        if close {
+            self.close(conn);
         }
     }
 
@@ -177,25 +171,7 @@ impl Sockets for Links<'_> {
     }
 }
 
-/// Waits for the next event, or `None` once `deadline` passes; `timer` is the loop's one
-/// timer, re-armed here.
-async fn next<T>(
-    events: &channel::Receiver<T>,
-    timer: &mut Timer,
-    at: Option<Instant>,
-) -> Option<T> {
-    match at {
-        Some(at) => timer.set_at(at),
-        None => *timer = Timer::never(),
-    }
-    let timeout = async {
-        timer.await;
-        None
-    };
-    future::or(async { events.recv().await.ok() }, timeout).await
-}
-
-async fn accept(listener: net::TcpListener, events: Sender<Event>) {
+async fn accept(listener: Async<TcpListener>, events: Sender<Event>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -203,8 +179,7 @@ async fn accept(listener: net::TcpListener, events: Sender<Event>) {
                     return;
                 }
             }
-            // Out of descriptors, or a connection reset before accept: wait a little
-            // rather than spin.
+            // Out of descriptors, or a connection reset before accept: wait rather than spin.
             Err(_) => drop(Timer::after(Duration::from_millis(50)).await),
         }
     }

@@ -11,8 +11,19 @@ use crate::wire::{ExtReply, PeerAddr};
 
 /// The one real clock reading: a base for the times fed in.
 #[allow(clippy::disallowed_methods)]
-fn epoch() -> Instant {
+pub(super) fn epoch() -> Instant {
     Instant::now()
+}
+
+/// A client of the server at 10.0.0.1 with made-up folders (nothing here touches them).
+pub(super) fn config() -> ClientConfig {
+    ClientConfig {
+        server: "10.0.0.1:1234".parse().unwrap(),
+        shared_dir: "/shared".into(),
+        downloads_dir: "/downloads".into(),
+        peer_port: 1235,
+        goal: None,
+    }
 }
 
 const SERVER: ConnId = ConnId(0);
@@ -32,15 +43,8 @@ impl Driver {
     /// Joined a classic server (`ext: false`: no hashes) or a napshare one.
     fn joined(ext: bool) -> Self {
         let now = epoch();
-        let config = ClientConfig {
-            server: "10.0.0.1:1234".parse().unwrap(),
-            shared_dir: "/shared".into(),
-            downloads_dir: "/downloads".into(),
-            peer_port: 1235,
-            goal: None,
-        };
         let mut d = Self {
-            c: Client::new(now, config, Vec::new()),
+            c: Client::new(now, config(), Vec::new()),
             now,
             events: Vec::new(),
             commands: Vec::new(),

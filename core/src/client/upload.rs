@@ -223,30 +223,23 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::client::{ClientConfig, SharedFile};
+    use crate::client::tests::{config, epoch};
+    use crate::client::SharedFile;
     use crate::hash::FileHasher;
 
     /// A client sharing `a.txt` (5 bytes) and a peer connected to its file server; what
     /// the peer's `request` makes it do when the file cannot be opened.
     fn upload_fails(request: &[u8]) -> Vec<Command> {
-        #[allow(clippy::disallowed_methods)] // the one real instant a test starts from
-        let now = Instant::now();
+        let now = epoch();
         let mut hasher = FileHasher::new(5);
         hasher.update(b"hello");
         let pieces = hasher.finish().unwrap();
         let root = pieces.root().to_string();
-        let config = ClientConfig {
-            server: "10.0.0.1:1234".parse().unwrap(),
-            shared_dir: "/shared".into(),
-            downloads_dir: "/downloads".into(),
-            peer_port: 1235,
-            goal: None,
-        };
         let files = vec![SharedFile {
             name: "a.txt".into(),
             pieces,
         }];
-        let mut c = Client::new(now, config, files);
+        let mut c = Client::new(now, config(), files);
         let peer: SocketAddr = "10.0.0.7:4000".parse().unwrap();
         let conn = c.handle_accept(now, peer);
         let request = String::from_utf8_lossy(request).replace("HASH", &root);

@@ -83,6 +83,7 @@
 //! panic means a broken invariant of this crate, never bad input.
 
 pub mod client;
+pub mod cluster;
 pub mod command;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

@@ -1,9 +1,12 @@
 //! What a napshare cluster adds to the protocol (the team's SCALE-OUT.md): partitions'
-//! answers to a search as data, and their merge. The NATS adapter moves these between
-//! gateways and index replicas; nothing here does I/O.
+//! answers to a search as data, and their merge; share lists, searches and answers in a
+//! versioned binary encoding ([`codec`]). The NATS adapter moves these between gateways
+//! and index replicas; nothing here does I/O.
 
+pub mod codec;
 mod merge;
 
+pub use codec::{CodecError, Kind, SearchRequest, ShareList, SharedFile};
 pub use merge::{merge, Merged};
 
 use crate::hash::ContentHash;

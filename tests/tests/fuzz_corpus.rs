@@ -72,3 +72,11 @@ fn get_request_corpus() {
         "no get_request seeds"
     );
 }
+
+#[test]
+fn cluster_corpus() {
+    assert!(
+        replay("cluster", fuzzing::cluster) > 0,
+        "no cluster seeds"
+    );
+}

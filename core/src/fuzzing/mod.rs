@@ -12,16 +12,20 @@
 //!   equal to the model's, only ever sends well-formed replies that were asked for, and
 //!   forgets every file once every connection is closed. It takes the time of the run as
 //!   an argument, like every state machine here: the core reads no clock.
+//! - [`cluster`]: the cluster's binary codec decodes any bytes without panicking, and
+//!   what it decodes re-encodes to exactly those bytes and decodes to the same value.
 //! - [`get_request`]: `GET` lines parse without panicking and their ranges clamp inside the
 //!   file.
 //!
 //! [`model`] is public: `tests/tests/server_model.rs` checks the server against it too.
 
+mod cluster;
 mod codec;
 mod get_request;
 pub mod model;
 mod server;
 
+pub use cluster::cluster;
 pub use codec::codec;
 pub use get_request::get_request;
 pub use server::{server, SESSION_MAGIC};

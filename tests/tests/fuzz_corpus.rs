@@ -75,8 +75,5 @@ fn get_request_corpus() {
 
 #[test]
 fn cluster_corpus() {
-    assert!(
-        replay("cluster", fuzzing::cluster) > 0,
-        "no cluster seeds"
-    );
+    assert!(replay("cluster", fuzzing::cluster) > 0, "no cluster seeds");
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Debug;
 
-use crate::cluster::codec::{CodecError, ShareList, SearchRequest, MAX_VALUE, VERSION};
+use crate::cluster::codec::{CodecError, SearchRequest, ShareList, MAX_VALUE, VERSION};
 use crate::cluster::Answer;
 
 type Decode<T> = fn(&[u8]) -> Result<T, CodecError>;

@@ -88,6 +88,7 @@ fn server<R: Runtime>(args: &ServerArgs, lang: Lang) -> Result<ExitCode, String>
         idle_timeout: (args.idle_timeout > 0).then(|| secs(args.idle_timeout)),
         max_connections: args.max_connections,
         max_queued: args.max_queued,
+        ..ServerConfig::default()
     };
     R::run_server(listener, config).map_err(|e| Say::ServerStopped(e.to_string()).text(lang))?;
     Ok(ExitCode::SUCCESS)

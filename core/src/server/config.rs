@@ -29,6 +29,22 @@ pub struct ServerConfig {
     /// that pass this by more than [`SOCKET_BUFFER_MAX`] (more than any socket could have
     /// taken) drop the connection before the rest are built.
     pub max_queued: usize,
+    /// Who answers `SEARCH` and `FIND`: the server's own index at once, or the driver
+    /// later (a cluster gateway asks the whole network).
+    pub search: SearchAt,
+}
+
+/// Where the server's searches go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SearchAt {
+    /// The server's own index answers at once.
+    #[default]
+    Local,
+    /// Each search becomes a [`SearchRequest`](super::SearchRequest) from
+    /// [`Server::poll_search`](super::Server::poll_search), answered later with
+    /// [`Server::handle_search_answer`](super::Server::handle_search_answer); meanwhile
+    /// the asking connection's further requests wait, in order.
+    Driver,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +57,7 @@ impl Default for ServerConfig {
             idle_timeout: Some(Duration::from_secs(60)),
             max_connections: 16_384,
             max_queued: 1 << 20,
+            search: SearchAt::Local,
         }
     }
 }

@@ -1,11 +1,13 @@
 //! One connection's state and deadlines, and how its lines are served.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::time::Instant;
 
 use super::reply::Outcome;
-use super::{LeaveReason, Server, ServerConfig, ServerEvent};
+use super::{
+    LeaveReason, ReplyKind, SearchRequest, SearchToken, Server, ServerConfig, ServerEvent,
+};
 use crate::index::{Index, OwnerId};
 use crate::wire::{ExtRequest, LineBuf, LineError, ParseError, PeerAddr, Request};
 use crate::ConnId;
@@ -36,6 +38,9 @@ pub(super) struct Conn {
     pub(super) silent_due: Option<Instant>,
     /// The earlier of the two: this connection's key in [`Server`]'s timer set.
     pub(super) due: Option<Instant>,
+    /// The search the driver is answering for it: until then its further lines wait in
+    /// `rx`, so that its replies keep the order of its requests.
+    pub(super) waiting: Option<(SearchToken, ReplyKind)>,
 }
 
 impl Conn {
@@ -72,6 +77,18 @@ pub(super) struct Ctx<'a> {
     pub(super) config: &'a ServerConfig,
     pub(super) events: &'a mut VecDeque<ServerEvent>,
     pub(super) closes: &'a mut VecDeque<ConnId>,
+    pub(super) asks: &'a mut Asks,
+}
+
+/// The searches asked of the driver ([`SearchAt::Driver`](super::SearchAt::Driver)).
+#[derive(Debug, Default)]
+pub(super) struct Asks {
+    /// Not yet taken by [`Server::poll_search`].
+    pub(super) queue: VecDeque<SearchRequest>,
+    /// The next token; tokens are never reused.
+    next: u64,
+    /// Asked and not yet answered, with the connection waiting for each.
+    pub(super) waiting: BTreeMap<SearchToken, ConnId>,
 }
 
 impl Ctx<'_> {
@@ -79,7 +96,7 @@ impl Ctx<'_> {
     pub(super) fn serve(
         &mut self,
         conn: ConnId,
-        mut at: At<'_>,
+        at: &mut At<'_>,
         line: Result<&[u8], LineError>,
     ) -> bool {
         let ext = matches!(at.state, State::Joined { ext: true, .. });
@@ -90,7 +107,7 @@ impl Ctx<'_> {
                 .map_err(|_| ParseError::NotUtf8)
                 .and_then(|text| parse_line(text, ext)),
         };
-        match Server::apply(self.index, self.config, &mut at, request) {
+        match Server::apply(self.index, self.config, at, request) {
             Outcome::Ok => {}
             Outcome::Joined(peer) => self.events.push_back(ServerEvent::Joined { conn, peer }),
             Outcome::Bad(error) => self.events.push_back(ServerEvent::BadLine { conn, error }),
@@ -99,6 +116,42 @@ impl Ctx<'_> {
                 self.close(conn, at.owner, at.state, reason);
                 return false;
             }
+            Outcome::Ask(pattern, kind) => {
+                let token = SearchToken(self.asks.next);
+                self.asks.next += 1;
+                self.asks.waiting.insert(token, conn);
+                self.asks.queue.push_back(SearchRequest {
+                    token,
+                    conn,
+                    pattern,
+                    limit: self.config.max_results,
+                    kind,
+                });
+                *at.waiting = Some((token, kind));
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Serves one line as [`Ctx::serve`] does, then drops the connection as too slow once
+    /// its replies pass `burst` bytes; returns `false` when no further line may be served
+    /// now (closing, or waiting for the driver).
+    pub(super) fn serve_within(
+        &mut self,
+        conn: ConnId,
+        mut at: At<'_>,
+        line: Result<&[u8], LineError>,
+        burst: usize,
+    ) -> bool {
+        if !self.serve(conn, &mut at, line) {
+            return false;
+        }
+        if at.tx.len() > burst {
+            // It would be dropped for this backlog anyway, once it was built.
+            *at.tx = Vec::new();
+            self.close(conn, at.owner, at.state, LeaveReason::TooSlow);
+            return false;
         }
         true
     }
@@ -143,4 +196,5 @@ pub(super) struct At<'a> {
     pub(super) owner: OwnerId,
     pub(super) state: &'a mut State,
     pub(super) tx: &'a mut Vec<u8>,
+    pub(super) waiting: &'a mut Option<(SearchToken, ReplyKind)>,
 }

@@ -4,6 +4,11 @@
 //! with [`Server::handle_accept`], [`Server::handle_bytes`] and [`Server::handle_closed`] and
 //! then drains [`Server::poll_transmit`], [`Server::poll_close`] and [`Server::poll_event`].
 //!
+//! Searches are answered from the server's own index at once, or, with
+//! [`SearchAt::Driver`], asked of the driver through [`Server::poll_search`] and answered
+//! with [`Server::handle_search_answer`]; a connection's requests after a search wait for
+//! its answer, so that every connection's replies keep the order of its requests.
+//!
 //! Towards a classic client it sends exactly the seed's bytes (PROTOCOL.md) and nothing
 //! unsolicited: a line it cannot parse gets no reply and the connection stays open.
 
@@ -12,17 +17,50 @@ mod conn;
 mod reply;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_driver;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::cluster::Merged;
 use crate::index::{Index, OwnerId};
 use crate::wire::LineBuf;
 use crate::{ConnId, Transmit};
 
-pub use config::{LeaveReason, ServerConfig, ServerEvent, UnknownConn, QUIET, SOCKET_BUFFER_MAX};
-use conn::{At, Conn, Ctx, State};
+pub use config::{
+    LeaveReason, SearchAt, ServerConfig, ServerEvent, UnknownConn, QUIET, SOCKET_BUFFER_MAX,
+};
+use conn::{Asks, At, Conn, Ctx, State};
+use reply::{classic_reply, ext_reply};
+
+/// Names one search asked of the driver; the server never reuses one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SearchToken(pub u64);
+
+/// How a search's answer is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    /// A classic `SEARCH`: `FILE` lines (names with control characters left out),
+    /// `NORESULT` when none, `ENDSEARCH`.
+    Classic,
+    /// An extension `FIND`: `FOUND` lines, `ENDFIND count`.
+    Ext,
+}
+
+/// A search for the driver to answer ([`SearchAt::Driver`]), with
+/// [`Server::handle_search_answer`] and the same token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchRequest {
+    pub token: SearchToken,
+    /// The connection that asked; it serves no further request until the answer.
+    pub conn: ConnId,
+    pub pattern: String,
+    /// The most hits the reply carries ([`ServerConfig::max_results`]); more are cut.
+    pub limit: usize,
+    pub kind: ReplyKind,
+}
 
 /// The index server.
 #[derive(Debug)]
@@ -40,6 +78,7 @@ pub struct Server {
     /// Emptied reply buffers the driver gave back ([`Server::recycle`]), for the next
     /// connection that has something to say: no allocation per reply.
     spare: Vec<Vec<u8>>,
+    asks: Asks,
 }
 
 /// Most buffers [`Server::recycle`] keeps.
@@ -59,6 +98,7 @@ impl Server {
             next_owner: 0,
             timers: BTreeSet::new(),
             spare: Vec::new(),
+            asks: Asks::default(),
         }
     }
 
@@ -76,6 +116,7 @@ impl Server {
             partial_due: None,
             silent_due: Some(now + self.config.join_timeout),
             due: None,
+            waiting: None,
         };
         let c = self.conns.entry(conn).or_insert(fresh);
         c.reschedule(conn, &mut self.timers);
@@ -98,6 +139,7 @@ impl Server {
             ready,
             timers,
             spare,
+            asks,
             ..
         } = self;
         let c = conns.get_mut(&conn).ok_or(UnknownConn(conn))?;
@@ -109,6 +151,7 @@ impl Server {
             config,
             events,
             closes,
+            asks,
         };
         if c.tx.capacity() == 0 {
             if let Some(buf) = spare.pop() {
@@ -118,27 +161,29 @@ impl Server {
         let had_output = !c.tx.is_empty();
         let (ip, owner) = (c.ip, c.owner);
         let burst = config.max_queued.saturating_add(SOCKET_BUFFER_MAX);
-        c.rx.feed(data, |line| {
-            let at = At {
-                ip,
-                owner,
-                state: &mut c.state,
-                tx: &mut c.tx,
-            };
-            if !ctx.serve(conn, at, line) {
-                return false;
-            }
-            if c.tx.len() > burst {
-                // It would be dropped for this backlog anyway, once it was built.
-                c.tx = Vec::new();
+        if c.waiting.is_none() {
+            c.rx.feed(data, |line| {
+                let at = At {
+                    ip,
+                    owner,
+                    state: &mut c.state,
+                    tx: &mut c.tx,
+                    waiting: &mut c.waiting,
+                };
+                ctx.serve_within(conn, at, line, burst)
+            });
+        } else {
+            // Held until the driver answers; a client that piles up more requests than
+            // their replies could ever wait for is dropped as too slow.
+            c.rx.extend(data);
+            if c.rx.buffered() > burst {
                 ctx.close(conn, owner, &mut c.state, LeaveReason::TooSlow);
-                return false;
             }
-            true
-        });
+        }
         // An unterminated line is due after a quiet time, counted from its last byte; an
-        // extension client's silence is counted from it too.
-        c.partial_due = (!c.rx.partial().is_empty()).then_some(now + QUIET);
+        // extension client's silence is counted from it too. A waiting connection's lines
+        // are all held.
+        c.partial_due = (c.waiting.is_none() && !c.rx.partial().is_empty()).then_some(now + QUIET);
         c.heard_from(now, config);
         c.reschedule(conn, timers);
         if !had_output && !c.tx.is_empty() {
@@ -164,6 +209,7 @@ impl Server {
                 closes,
                 ready,
                 timers,
+                asks,
                 ..
             } = self;
             let Some(c) = conns.get_mut(&conn) else {
@@ -175,6 +221,7 @@ impl Server {
                 config,
                 events,
                 closes,
+                asks,
             };
             let had_output = !c.tx.is_empty();
             if c.silent_due.is_some_and(|d| d <= now) {
@@ -188,13 +235,14 @@ impl Server {
             if c.partial_due.is_some_and(|d| d <= now) {
                 c.partial_due = None;
                 if let Some(line) = c.rx.take_partial() {
-                    let at = At {
+                    let mut at = At {
                         ip: c.ip,
                         owner: c.owner,
                         state: &mut c.state,
                         tx: &mut c.tx,
+                        waiting: &mut c.waiting,
                     };
-                    ctx.serve(conn, at, Ok(&line));
+                    ctx.serve(conn, &mut at, Ok(&line));
                     c.heard_from(now, config);
                 }
             }
@@ -219,6 +267,9 @@ impl Server {
         if let Some(due) = c.due {
             self.timers.remove(&(due, conn));
         }
+        if let Some((token, _)) = c.waiting {
+            self.asks.waiting.remove(&token);
+        }
         if !matches!(c.state, State::Closing) {
             let files = self.index.remove_owner(c.owner);
             self.events.push_back(ServerEvent::Left {
@@ -227,6 +278,74 @@ impl Server {
                 reason,
             });
         }
+    }
+
+    /// The driver's answer to the search [`Server::poll_search`] gave with `token`: writes
+    /// the reply as a local search would (at most [`SearchRequest::limit`] hits, in
+    /// `merged`'s order), then serves the connection's requests that waited for it (one
+    /// of which may ask another search). An unknown token (its connection closed
+    /// meanwhile, or answered already) is ignored.
+    pub fn handle_search_answer(&mut self, now: Instant, token: SearchToken, merged: &Merged) {
+        let Some(conn) = self.asks.waiting.remove(&token) else {
+            return;
+        };
+        let Self {
+            conns,
+            index,
+            config,
+            events,
+            closes,
+            ready,
+            timers,
+            asks,
+            ..
+        } = self;
+        let Some(c) = conns.get_mut(&conn) else {
+            return;
+        };
+        let Some((_, kind)) = c.waiting.take_if(|(t, _)| *t == token) else {
+            return;
+        };
+        if matches!(c.state, State::Closing) {
+            return;
+        }
+        let had_output = !c.tx.is_empty();
+        match kind {
+            ReplyKind::Classic => classic_reply(&mut c.tx, config.max_results, &merged.hits[..]),
+            ReplyKind::Ext => ext_reply(&mut c.tx, config.max_results, &merged.hits[..]),
+        }
+        let mut ctx = Ctx {
+            index,
+            config,
+            events,
+            closes,
+            asks,
+        };
+        let burst = config.max_queued.saturating_add(SOCKET_BUFFER_MAX);
+        while let Some(line) = c.rx.next_line() {
+            let at = At {
+                ip: c.ip,
+                owner: c.owner,
+                state: &mut c.state,
+                tx: &mut c.tx,
+                waiting: &mut c.waiting,
+            };
+            if !ctx.serve_within(conn, at, line, burst) {
+                break;
+            }
+        }
+        let serving = c.waiting.is_none() && !matches!(c.state, State::Closing);
+        c.partial_due = (serving && !c.rx.partial().is_empty()).then_some(now + QUIET);
+        c.reschedule(conn, timers);
+        if !had_output && !c.tx.is_empty() {
+            ready.push_back(conn);
+        }
+    }
+
+    /// The next search for the driver to answer ([`SearchAt::Driver`] only).
+    #[must_use]
+    pub fn poll_search(&mut self) -> Option<SearchRequest> {
+        self.asks.queue.pop_front()
     }
 
     /// The most reply bytes a driver holds for one connection (`--max-queued`): past it,

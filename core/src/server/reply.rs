@@ -1,7 +1,9 @@
 //! What a request does: its change to the index and the reply bytes it gets.
 
 use super::conn::{At, Parsed, State};
-use super::{LeaveReason, Server, ServerConfig};
+use super::{LeaveReason, ReplyKind, SearchAt, Server, ServerConfig};
+use crate::cluster::RemoteHit;
+use crate::hash::ContentHash;
 use crate::index::Index;
 use crate::wire::{
     encode_file, has_control, split_join, ExtReply, ExtRequest, ParseError, PeerAddr, Reply,
@@ -62,21 +64,10 @@ impl Server {
                 Outcome::Ok
             }
             (State::Joined { .. }, Ok(Classic(Request::Search { pattern }))) => {
-                let tx = &mut *c.tx;
-                let found = index.search(pattern, config.max_results, |hit| {
-                    // A classic line cannot carry a name with a line break or other control
-                    // character (only the extension can): such names are left out.
-                    if has_control(hit.name) {
-                        return false;
-                    }
-                    let peer = hit.peer_text.as_bytes();
-                    encode_file(tx, hit.name, |out| out.extend_from_slice(peer), hit.size);
-                    true
-                });
-                if found == 0 {
-                    Reply::NoResult.encode(tx);
+                if config.search == SearchAt::Driver {
+                    return Outcome::Ask(pattern.to_owned(), ReplyKind::Classic);
                 }
-                Reply::EndSearch.encode(tx);
+                classic_reply(c.tx, config.max_results, Local(index, pattern));
                 Outcome::Ok
             }
             (State::Joined { .. }, Ok(Classic(Request::Leave))) => {
@@ -98,21 +89,10 @@ impl Server {
                 Outcome::Ok
             }
             (State::Joined { .. }, Ok(Ext(ExtRequest::Find { pattern }))) => {
-                let tx = &mut *c.tx;
-                let count = index.search(&pattern, config.max_results, |hit| {
-                    ExtReply::Found {
-                        name: hit.name.into(),
-                        peer: hit.peer_text,
-                        size: hit.size,
-                        hash: hit.hash,
-                    }
-                    .encode(tx);
-                    true
-                });
-                ExtReply::EndFind {
-                    count: count as u64,
+                if config.search == SearchAt::Driver {
+                    return Outcome::Ask(pattern.into_owned(), ReplyKind::Ext);
                 }
-                .encode(tx);
+                ext_reply(c.tx, config.max_results, Local(index, &pattern));
                 Outcome::Ok
             }
             (State::Closing, _) => Outcome::Ok,
@@ -136,4 +116,93 @@ pub(super) enum Outcome {
     /// Refused by the named limit.
     Refused(&'static str),
     Close(LeaveReason),
+    /// The driver answers this search (pattern, reply format); the connection waits.
+    Ask(String, ReplyKind),
+}
+
+/// One hit as a reply writes it, wherever it was found.
+pub(super) struct Found<'a> {
+    name: &'a str,
+    peer: &'a str,
+    size: u64,
+    hash: Option<ContentHash>,
+}
+
+/// Hits for a reply: each is handed to `each` until `cap` of them were taken (`each`
+/// returns `false` for a hit it left out, which does not count); returns how many were.
+pub(super) trait Hits {
+    fn take(self, cap: usize, each: impl FnMut(Found<'_>) -> bool) -> usize;
+}
+
+/// A search of the server's own index.
+pub(super) struct Local<'a>(pub(super) &'a Index, pub(super) &'a str);
+
+impl Hits for Local<'_> {
+    #[inline]
+    fn take(self, cap: usize, mut each: impl FnMut(Found<'_>) -> bool) -> usize {
+        self.0.search(self.1, cap, |hit| {
+            each(Found {
+                name: hit.name,
+                peer: hit.peer_text,
+                size: hit.size,
+                hash: hit.hash,
+            })
+        })
+    }
+}
+
+/// The driver's answer, in its order.
+impl Hits for &[RemoteHit] {
+    fn take(self, cap: usize, mut each: impl FnMut(Found<'_>) -> bool) -> usize {
+        let mut taken = 0;
+        for hit in self {
+            if taken == cap {
+                break;
+            }
+            let found = Found {
+                name: &hit.name,
+                peer: &hit.peer,
+                size: hit.size,
+                hash: hit.hash,
+            };
+            taken += usize::from(each(found));
+        }
+        taken
+    }
+}
+
+/// The reply to a classic `SEARCH`: a `FILE` line a hit, `NORESULT` if none, `ENDSEARCH`.
+pub(super) fn classic_reply(tx: &mut Vec<u8>, cap: usize, hits: impl Hits) {
+    let found = hits.take(cap, |hit| {
+        // A classic line cannot carry a name with a line break or other control
+        // character (only the extension can): such names are left out.
+        if has_control(hit.name) {
+            return false;
+        }
+        let peer = hit.peer.as_bytes();
+        encode_file(tx, hit.name, |out| out.extend_from_slice(peer), hit.size);
+        true
+    });
+    if found == 0 {
+        Reply::NoResult.encode(tx);
+    }
+    Reply::EndSearch.encode(tx);
+}
+
+/// The reply to an extension `FIND`: a `FOUND` line a hit, then `ENDFIND count`.
+pub(super) fn ext_reply(tx: &mut Vec<u8>, cap: usize, hits: impl Hits) {
+    let count = hits.take(cap, |hit| {
+        ExtReply::Found {
+            name: hit.name.into(),
+            peer: hit.peer,
+            size: hit.size,
+            hash: hit.hash,
+        }
+        .encode(tx);
+        true
+    });
+    ExtReply::EndFind {
+        count: count as u64,
+    }
+    .encode(tx);
 }

@@ -81,6 +81,16 @@ pub struct Server {
     asks: Asks,
 }
 
+/// The server split into its connections and what serving one of them touches, so that
+/// one connection is served while the rest of the server is borrowed.
+struct Parts<'a> {
+    conns: &'a mut BTreeMap<ConnId, Conn>,
+    ctx: Ctx<'a>,
+    ready: &'a mut VecDeque<ConnId>,
+    timers: &'a mut BTreeSet<(Instant, ConnId)>,
+    spare: &'a mut Vec<Vec<u8>>,
+}
+
 /// Most buffers [`Server::recycle`] keeps.
 const SPARE_BUFFERS: usize = 64;
 /// A buffer bigger than this (a long search reply) is freed rather than kept.
@@ -123,13 +133,7 @@ impl Server {
         conn
     }
 
-    /// Bytes arrived on `conn`.
-    pub fn handle_bytes(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        data: &[u8],
-    ) -> Result<(), UnknownConn> {
+    fn parts(&mut self) -> Parts<'_> {
         let Self {
             conns,
             index,
@@ -142,17 +146,40 @@ impl Server {
             asks,
             ..
         } = self;
-        let c = conns.get_mut(&conn).ok_or(UnknownConn(conn))?;
-        if matches!(c.state, State::Closing) {
-            return Ok(());
-        }
-        let mut ctx = Ctx {
+        let ctx = Ctx {
             index,
             config,
             events,
             closes,
             asks,
         };
+        Parts {
+            conns,
+            ctx,
+            ready,
+            timers,
+            spare,
+        }
+    }
+
+    /// Bytes arrived on `conn`.
+    pub fn handle_bytes(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        data: &[u8],
+    ) -> Result<(), UnknownConn> {
+        let Parts {
+            conns,
+            mut ctx,
+            ready,
+            timers,
+            spare,
+        } = self.parts();
+        let c = conns.get_mut(&conn).ok_or(UnknownConn(conn))?;
+        if matches!(c.state, State::Closing) {
+            return Ok(());
+        }
         if c.tx.capacity() == 0 {
             if let Some(buf) = spare.pop() {
                 c.tx = buf;
@@ -160,7 +187,7 @@ impl Server {
         }
         let had_output = !c.tx.is_empty();
         let (ip, owner) = (c.ip, c.owner);
-        let burst = config.max_queued.saturating_add(SOCKET_BUFFER_MAX);
+        let burst = ctx.config.max_queued.saturating_add(SOCKET_BUFFER_MAX);
         if c.waiting.is_none() {
             c.rx.feed(data, |line| {
                 let at = At {
@@ -184,7 +211,7 @@ impl Server {
         // extension client's silence is counted from it too. A waiting connection's lines
         // are all held.
         c.partial_due = (c.waiting.is_none() && !c.rx.partial().is_empty()).then_some(now + QUIET);
-        c.heard_from(now, config);
+        c.heard_from(now, ctx.config);
         c.reschedule(conn, timers);
         if !had_output && !c.tx.is_empty() {
             ready.push_back(conn);
@@ -201,28 +228,17 @@ impl Server {
                 return;
             }
             self.timers.pop_first();
-            let Self {
+            let Parts {
                 conns,
-                index,
-                config,
-                events,
-                closes,
+                mut ctx,
                 ready,
                 timers,
-                asks,
                 ..
-            } = self;
+            } = self.parts();
             let Some(c) = conns.get_mut(&conn) else {
                 continue;
             };
             c.due = None;
-            let mut ctx = Ctx {
-                index,
-                config,
-                events,
-                closes,
-                asks,
-            };
             let had_output = !c.tx.is_empty();
             if c.silent_due.is_some_and(|d| d <= now) {
                 let reason = match c.state {
@@ -243,7 +259,7 @@ impl Server {
                         waiting: &mut c.waiting,
                     };
                     ctx.serve(conn, &mut at, Ok(&line));
-                    c.heard_from(now, config);
+                    c.heard_from(now, ctx.config);
                 }
             }
             if !had_output && !c.tx.is_empty() {
@@ -289,17 +305,13 @@ impl Server {
         let Some(conn) = self.asks.waiting.remove(&token) else {
             return;
         };
-        let Self {
+        let Parts {
             conns,
-            index,
-            config,
-            events,
-            closes,
+            mut ctx,
             ready,
             timers,
-            asks,
             ..
-        } = self;
+        } = self.parts();
         let Some(c) = conns.get_mut(&conn) else {
             return;
         };
@@ -311,17 +323,12 @@ impl Server {
         }
         let had_output = !c.tx.is_empty();
         match kind {
-            ReplyKind::Classic => classic_reply(&mut c.tx, config.max_results, &merged.hits[..]),
-            ReplyKind::Ext => ext_reply(&mut c.tx, config.max_results, &merged.hits[..]),
+            ReplyKind::Classic => {
+                classic_reply(&mut c.tx, ctx.config.max_results, &merged.hits[..])
+            }
+            ReplyKind::Ext => ext_reply(&mut c.tx, ctx.config.max_results, &merged.hits[..]),
         }
-        let mut ctx = Ctx {
-            index,
-            config,
-            events,
-            closes,
-            asks,
-        };
-        let burst = config.max_queued.saturating_add(SOCKET_BUFFER_MAX);
+        let burst = ctx.config.max_queued.saturating_add(SOCKET_BUFFER_MAX);
         while let Some(line) = c.rx.next_line() {
             let at = At {
                 ip: c.ip,

@@ -40,6 +40,9 @@ pub enum Mode {
     /// Share a folder with no prompt until stopped (SIGINT or SIGTERM).
     #[command(after_help = help::SHARE)]
     Share(ShareArgs),
+    /// Run one index replica of a cluster's partition (see `server --nats`).
+    #[command(after_help = help::INDEX)]
+    Index(IndexArgs),
     /// Print a shell completion script on standard output.
     #[command(after_help = help::COMPLETIONS)]
     Completions(CompletionsArgs),
@@ -74,6 +77,35 @@ pub struct ServerArgs {
     /// dropped.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_queued: usize,
+    /// Run as a gateway of the NATS cluster at these URLs (comma-separated): what clients
+    /// share is published to the cluster and searches are answered from all of it.
+    #[arg(long, value_delimiter = ',', value_name = "URL")]
+    pub nats: Vec<String>,
+    /// Milliseconds a gateway waits for the index replicas' answers to a search; a
+    /// partition that has not answered by then is left out of that result.
+    #[arg(long, default_value_t = 100, value_name = "MS")]
+    pub search_deadline: u64,
+}
+
+#[derive(Debug, Clone, Args, PartialEq, Eq)]
+pub struct IndexArgs {
+    /// The NATS cluster's URLs (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "URL", required = true)]
+    pub nats: Vec<String>,
+    /// Which partition this replica holds, as K/P: partition K (from 0) of P.
+    #[arg(long, value_parser = partition, value_name = "K/P")]
+    pub partition: (u32, u32),
+}
+
+/// `K/P` with K < P.
+fn partition(text: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{text:?} is not K/P with 0 <= K < P, such as 0/4");
+    let (k, p) = text.split_once('/').ok_or_else(bad)?;
+    let (k, p): (u32, u32) = (k.parse().map_err(|_| bad())?, p.parse().map_err(|_| bad())?);
+    if k >= p {
+        return Err(bad());
+    }
+    Ok((k, p))
 }
 
 #[derive(Debug, Clone, Args, PartialEq, Eq)]
@@ -176,6 +208,8 @@ impl ServerArgs {
             idle_timeout: 60,
             max_connections: 16_384,
             max_queued: 1 << 20,
+            nats: Vec::new(),
+            search_deadline: 100,
         }
     }
 }
@@ -260,6 +294,19 @@ servidor
              por favor, responda servidor ou cliente\n\
              Executar como servidor ou cliente? (servidor/cliente): "
         );
+    }
+
+    #[test]
+    fn a_replica_names_its_partition() {
+        let parse = |p: &str| Cli::try_parse_from(["napshare", "index", "--nats", "nats://a:1,nats://b:2", "--partition", p]);
+        let Some(Mode::Index(args)) = parse("1/4").unwrap().mode else {
+            panic!("not index");
+        };
+        assert_eq!(args.partition, (1, 4));
+        assert_eq!(args.nats, ["nats://a:1", "nats://b:2"]);
+        for bad in ["4/4", "1", "a/b", "-1/2"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 
 use napshare_core::client::{Client, ClientConfig, DownloadId, FileError, SharedFile};
 use napshare_core::hash::PieceHashes;
+use napshare_core::cluster::Merged;
+use napshare_core::server::SearchToken;
 use napshare_core::ConnId;
 
 use crate::prompt;
@@ -36,9 +38,10 @@ pub struct ClientSetup {
     pub lang: Lang,
 }
 
-/// Something for the client that is not bytes on a socket: from the user, the shared
-/// folder, the disk and the hashing thread, or a socket's fate. Every one reaches the
-/// client through [`Node::input`](crate::Node::input) or [`crate::Happened`].
+/// Something for a node that is not bytes on a socket: for a client, from the user, the
+/// shared folder, the disk and the hashing thread, or a socket's fate; for a gateway, from
+/// the cluster. Every one reaches the node through [`Node::input`](crate::Node::input) or
+/// [`crate::Happened`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// A line the user typed.
@@ -84,6 +87,10 @@ pub enum Input {
     /// The file of a `Command::SendFile` could not be opened (the core decides what the
     /// peer gets).
     UploadFailed { conn: ConnId, why: String },
+    /// A gateway's search, answered by the cluster.
+    Answered(SearchToken, Merged),
+    /// The cluster is back after an outage: a gateway publishes its sessions again.
+    Republish,
 }
 
 impl ClientSetup {

@@ -26,6 +26,7 @@ Examples:
   napshare server                              # listen on 0.0.0.0:1234, like the seed
   napshare server --listen 127.0.0.1:0         # a free loopback port; the address is printed
   napshare server --max-results 100 --idle-timeout 0
+  napshare server --nats nats://10.0.0.1:4222,nats://10.0.0.2:4222   # a cluster gateway
 
 Runs until stopped with SIGINT (Ctrl-C) or SIGTERM, then exits with status 0.";
 
@@ -111,3 +112,15 @@ mod tests {
         }
     }
 }
+
+/// After `napshare index --help`.
+pub const INDEX: &str = "\
+Examples:
+  napshare index --nats nats://127.0.0.1:4222 --partition 0/2
+  napshare index --nats nats://10.0.0.1:4222,nats://10.0.0.2:4222 --partition 1/2
+
+Holds partition K of P of the cluster's index in memory, rebuilt from NATS JetStream at
+start, and answers the gateways' searches for it. Start one or more replicas of every
+partition (all with the same P); replicas of one partition share its searches and stand in
+for each other. Prints \"partition K/P ready\" once it has caught up. Runs until stopped
+with SIGINT or SIGTERM.";

@@ -16,10 +16,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use napshare_core::client::{Client, Command};
-use napshare_core::server::Server;
 use napshare_core::{ConnId, Transmit};
 
-use crate::{log_no_room, log_opened, log_server_event, Disk, Input, Ui, Upload};
+use crate::{Disk, Input, Ui, Upload};
 
 /// What a runtime does with a node's connections.
 pub trait Sockets {
@@ -85,75 +84,6 @@ pub trait Node {
     /// A buffer of a [`Transmit`] the runtime has written, to build a later one in.
     fn recycle(&mut self, buf: Vec<u8>) {
         drop(buf);
-    }
-}
-
-impl Node for Server {
-    fn poll_timeout(&self) -> Option<Instant> {
-        Server::poll_timeout(self)
-    }
-
-    fn timeout(&mut self, now: Instant) {
-        self.handle_timeout(now);
-    }
-
-    fn accept(&mut self, now: Instant, peer: SocketAddr) -> Option<ConnId> {
-        if !self.has_room() {
-            log_no_room(peer);
-            return None;
-        }
-        let id = self.handle_accept(now, peer);
-        log_opened(id, peer);
-        Some(id)
-    }
-
-    fn bytes(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
-        // The id came from this server, so it is known.
-        let _ = self.handle_bytes(now, conn, data);
-    }
-
-    fn happen(&mut self, now: Instant, what: Happened, io: &mut impl Sockets) {
-        match what {
-            // Files go at once; replies already computed are still written (a peer may
-            // have only shut down its sending side).
-            Happened::Closed(conn) => self.handle_closed(now, conn),
-            Happened::Backlog(conn, queued) => {
-                if self.handle_backlog(now, conn, queued) {
-                    // Too far behind: dropped without the rest; the server forgot it.
-                    io.abort(conn);
-                }
-            }
-            // The server opens no connection and sends no file.
-            Happened::Connected(..) | Happened::ConnectFailed(..) | Happened::Sent(_) => {}
-        }
-    }
-
-    fn input(&mut self, _now: Instant, _input: Input, _io: &mut impl Sockets) {}
-
-    fn drain(&mut self, _now: Instant, io: &mut impl Sockets) {
-        while let Some(t) = self.poll_transmit() {
-            if let Some(buf) = io.transmit(t) {
-                Server::recycle(self, buf);
-            }
-        }
-        while let Some(conn) = self.poll_close() {
-            io.close(conn);
-        }
-        while let Some(event) = self.poll_event() {
-            log_server_event(&event);
-        }
-    }
-
-    fn max_queued(&self) -> usize {
-        Server::max_queued(self)
-    }
-
-    fn exit(&self) -> Option<i32> {
-        None
-    }
-
-    fn recycle(&mut self, buf: Vec<u8>) {
-        Server::recycle(self, buf);
     }
 }
 
@@ -278,6 +208,8 @@ impl ClientNode {
             Input::Sent(conn) => client.handle_sent(now, conn),
             Input::Closed(conn) => client.handle_closed(now, conn),
             Input::UploadFailed { conn, why } => client.handle_upload_failed(now, conn, &why),
+            // A gateway's.
+            Input::Answered(..) | Input::Republish => {}
         }
     }
 }

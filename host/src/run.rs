@@ -9,7 +9,9 @@ use crate::lang::Lang;
 use napshare_core::client::ClientConfig;
 use napshare_core::server::ServerConfig;
 
-use crate::cli::{ask_mode, Cli, ClientArgs, Mode, ServerArgs};
+use crate::cli::{ask_mode, Cli, ClientArgs, IndexArgs, Mode, ServerArgs};
+use crate::ServerSetup;
+use napshare_cluster::{GatewayOptions, ReplicaOptions};
 use crate::{
     init_logs, lang_from_env, on_stop_signal, oneshot, resolve_server, scan_shared, ClientSetup,
     HashCache, Say, ScanBar,
@@ -28,7 +30,7 @@ pub trait Runtime {
     fn local_addr(listener: &Self::Listener) -> io::Result<SocketAddr>;
 
     /// Serves clients on `listener` until the process is stopped.
-    fn run_server(listener: Self::Listener, config: ServerConfig) -> io::Result<()>;
+    fn run_server(listener: Self::Listener, setup: ServerSetup) -> io::Result<()>;
 
     /// Runs a client whose file server is `listener`; returns its exit status
     /// ([`napshare_core::client::Client::exit_status`]).
@@ -50,6 +52,7 @@ pub fn main<R: Runtime>(bin: &'static str) -> ExitCode {
         Mode::Server(args) => server::<R>(&args, lang),
         Mode::Client(args) => client::<R>(&args, true, lang),
         Mode::Share(args) => oneshot::share::<R>(&args, lang),
+        Mode::Index(args) => index(&args),
         // One-shot commands report their own failures (as JSON too, with --json).
         Mode::Search(args) => return oneshot::search::<R>(&args),
         Mode::Get(args) => return oneshot::get::<R>(&args),
@@ -90,7 +93,20 @@ fn server<R: Runtime>(args: &ServerArgs, lang: Lang) -> Result<ExitCode, String>
         max_queued: args.max_queued,
         ..ServerConfig::default()
     };
-    R::run_server(listener, config).map_err(|e| Say::ServerStopped(e.to_string()).text(lang))?;
+    let cluster = (!args.nats.is_empty()).then(|| GatewayOptions {
+        deadline: std::time::Duration::from_millis(args.search_deadline),
+        ..GatewayOptions::new(args.nats.clone())
+    });
+    let setup = ServerSetup { config, cluster };
+    R::run_server(listener, setup).map_err(|e| Say::ServerStopped(e.to_string()).text(lang))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An index replica: no runtime of ours, only the cluster crate's.
+fn index(args: &IndexArgs) -> Result<ExitCode, String> {
+    let (partition, partitions) = args.partition;
+    let options = ReplicaOptions::new(args.nats.clone(), partition, partitions);
+    napshare_cluster::run_replica(options).map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -19,7 +19,8 @@ use crate::conn::Conn;
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
 
-/// How other threads feed a node: wakes the loop; `false` once the loop is gone.
+/// How other threads feed a node through a bounded channel: wakes the loop; `false` once
+/// the loop is gone.
 pub type Feed = Arc<dyn Fn(Input) -> bool + Send + Sync>;
 
 /// The loop's connections: what carries out a node's outputs.
@@ -112,7 +113,8 @@ pub fn run<N: Node>(
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-    let (tx, inputs) = mpsc::channel();
+    // Bounded: a thread that feeds faster than the loop takes waits for it.
+    let (tx, inputs) = mpsc::sync_channel(1024);
     let mut node = make(Arc::new(move |input| {
         tx.send(input).is_ok() && waker.wake().is_ok()
     }))?;

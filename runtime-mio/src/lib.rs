@@ -10,8 +10,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use mio::net::TcpListener;
-use napshare_core::server::{Server, ServerConfig};
-use napshare_host::{ClientSetup, Runtime};
+use napshare_host::{ClientSetup, Runtime, ServerSetup};
 
 mod conn;
 mod event_loop;
@@ -30,8 +29,11 @@ impl Runtime for Mio {
         listener.local_addr()
     }
 
-    fn run_server(listener: TcpListener, config: ServerConfig) -> io::Result<()> {
-        event_loop::run(listener, |_| Ok(Server::new(Instant::now(), config))).map(drop)
+    fn run_server(listener: TcpListener, setup: ServerSetup) -> io::Result<()> {
+        event_loop::run(listener, |feed| {
+            setup.start(Instant::now(), move |input| feed(input))
+        })
+        .map(drop)
     }
 
     fn run_client(listener: TcpListener, setup: ClientSetup) -> io::Result<i32> {

@@ -1,7 +1,8 @@
 //! napshare on smol: one task owns the node (the index server or a client, a host
 //! [`Node`]); every connection has one task that reads and writes it (see `conn`); each
 //! wait has a `Timer` set from the node's `poll_timeout`. All tasks run on one thread (a
-//! `LocalExecutor`): nothing crosses threads but the channel a client's threads feed.
+//! `LocalExecutor`): nothing crosses threads but the bounded channel a client's threads
+//! (or a gateway's cluster thread) feed.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -10,9 +11,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use napshare_core::server::{Server, ServerConfig};
 use napshare_core::{ConnId, Transmit};
-use napshare_host::{turn, ClientSetup, Happened, Node, Runtime, Sockets, Upload};
+use napshare_host::{
+    turn, ClientSetup, Happened, Node, Runtime, ServerSetup, Sockets, Upload,
+};
 use smol::channel::{self, Sender};
 use smol::{future, Async, LocalExecutor, Timer};
 
@@ -34,8 +36,12 @@ impl Runtime for Smol {
         listener.get_ref().local_addr()
     }
 
-    fn run_server(listener: Self::Listener, config: ServerConfig) -> io::Result<()> {
-        run(listener, |_| Ok(Server::new(Instant::now(), config))).map(drop)
+    fn run_server(listener: Self::Listener, setup: ServerSetup) -> io::Result<()> {
+        run(listener, |events| {
+            let send = move |input| events.send_blocking(Event::Input(input)).is_ok();
+            setup.start(Instant::now(), send)
+        })
+        .map(drop)
     }
 
     fn run_client(listener: Self::Listener, setup: ClientSetup) -> io::Result<i32> {

@@ -14,6 +14,7 @@
 //! [`Wire`] is a raw TCP connection for speaking the classic protocol by hand.
 
 mod client;
+mod cluster;
 mod command;
 mod contents;
 mod hits;
@@ -26,6 +27,7 @@ mod wire;
 use std::time::Duration;
 
 pub use client::ClientProc;
+pub use cluster::{search_names, search_until, ClusterNet};
 pub use command::NodeProc;
 pub use contents::test_data;
 pub use hits::{hit, parse_hit, Hit};

@@ -1,13 +1,18 @@
-//! What a napshare cluster adds to the protocol (the team's SCALE-OUT.md): partitions'
-//! answers to a search as data, and their merge; share lists, searches and answers in a
-//! versioned binary encoding ([`codec`]). The NATS adapter moves these between gateways
-//! and index replicas; nothing here does I/O.
+//! What a napshare cluster adds to the protocol (the team's SCALE-OUT.md): where a
+//! session's share list lives ([`keys`]), one partition's index ([`Replica`]), partitions'
+//! answers to a search as data and their merge; share lists, searches and answers in a
+//! versioned binary encoding ([`codec`]). The NATS adapter (crate `napshare-cluster`)
+//! moves these between gateways and index replicas; nothing here does I/O.
 
 pub mod codec;
+mod keys;
 mod merge;
+mod replica;
 
 pub use codec::{CodecError, Kind, SearchRequest, ShareList, SharedFile};
+pub use keys::{gateway_of, partition_of, session_key};
 pub use merge::{merge, Merged};
+pub use replica::{Replica, ReplicaError};
 
 use crate::hash::ContentHash;
 

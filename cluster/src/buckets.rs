@@ -28,8 +28,8 @@ pub(crate) async fn ensure(js: &Context, mut config: kv::Config) -> Result<kv::S
     let text = format!("{err:?}");
     let err = if single_node(&text) {
         tracing::warn!(
-            "KV bucket {}: the NATS server is not clustered; created with 1 replica, \
-             so its data is lost with that server (fine for a one-node dev setup)",
+            "KV bucket {}: the NATS server is not clustered ({err}: {text}); created with 1 \
+             replica, so its data is lost with that server (fine for a one-node dev setup)",
             config.bucket
         );
         config.num_replicas = 1;

@@ -15,7 +15,7 @@ pub mod replica;
 
 pub use error::Error;
 pub use gateway::{Busy, Delivery, Gateway, GatewayOptions, ShareUpdate};
-pub use replica::{run_replica, ReplicaOptions};
+pub use replica::{run_replica, spawn_replica, Loaded, ReplicaOptions, ReplicaThread};
 
 /// Bucket of the cluster's settings; key [`PARTITIONS_KEY`] holds P as decimal text.
 pub const CONFIG_BUCKET: &str = "napshare";

@@ -49,6 +49,88 @@ impl ReplicaOptions {
 
 /// Runs a replica until SIGTERM or SIGINT (then `Ok`). Blocks; builds its own runtime.
 pub fn run_replica(opts: ReplicaOptions) -> Result<(), Error> {
+    run_until(opts, stop_signal(), |_| {})
+}
+
+/// What a replica had when its replay from KV was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loaded {
+    pub sessions: usize,
+    pub files: usize,
+    /// From the start of the replay to the first search it could answer.
+    pub took: Duration,
+}
+
+/// A replica on a thread of this process, stopped on drop (tests, embedding).
+#[derive(Debug)]
+pub struct ReplicaThread {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), Error>>>,
+    loaded: std::sync::mpsc::Receiver<Loaded>,
+}
+
+/// Starts a replica on its own thread; unlike [`run_replica`] it ignores signals.
+pub fn spawn_replica(opts: ReplicaOptions) -> Result<ReplicaThread, Error> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (loaded_tx, loaded) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("napshare-index".into())
+        .spawn(move || {
+            let stopped = async move {
+                let _ = stopped.await;
+            };
+            run_until(opts, stopped, move |l| {
+                let _ = loaded_tx.send(l);
+            })
+        })?;
+    Ok(ReplicaThread {
+        stop: Some(stop),
+        thread: Some(thread),
+        loaded,
+    })
+}
+
+impl ReplicaThread {
+    /// Waits for the replay from KV to be done, at most `timeout`.
+    pub fn wait_loaded(&self, timeout: Duration) -> Option<Loaded> {
+        self.loaded.recv_timeout(timeout).ok()
+    }
+
+    /// Whether the replica has ended by itself (an error at start).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Stops the replica (its connection closes, as if the process had died) and returns
+    /// how it ended.
+    pub fn stop(mut self) -> Result<(), Error> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> Result<(), Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(Error::Runtime(std::io::Error::other("replica thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ReplicaThread {
+    fn drop(&mut self) {
+        let _ = self.stop_and_join();
+    }
+}
+
+/// Runs a replica until `stop` completes.
+fn run_until(
+    opts: ReplicaOptions,
+    stop: impl std::future::Future<Output = ()>,
+    on_loaded: impl Fn(Loaded) + Send + 'static,
+) -> Result<(), Error> {
     if opts.urls.is_empty() {
         return Err(Error::NoUrls);
     }
@@ -65,8 +147,8 @@ pub fn run_replica(opts: ReplicaOptions) -> Result<(), Error> {
         .build()?;
     let result = runtime.block_on(async {
         tokio::select! {
-            result = serve(&opts) => result,
-            () = stop_signal() => {
+            result = serve(&opts, Box::new(on_loaded)) => result,
+            () = stop => {
                 tracing::info!("partition {}/{}: stopping", opts.partition, opts.partitions);
                 Ok(())
             }
@@ -89,7 +171,7 @@ async fn stop_signal() {
     }
 }
 
-async fn serve(opts: &ReplicaOptions) -> Result<(), Error> {
+async fn serve(opts: &ReplicaOptions, on_loaded: Box<dyn Fn(Loaded) + Send>) -> Result<(), Error> {
     let (k, p) = (opts.partition, opts.partitions);
     let client = connect(&opts.urls, &format!("napshare index {k}/{p}"), move |link| {
         match link {
@@ -118,6 +200,7 @@ async fn serve(opts: &ReplicaOptions) -> Result<(), Error> {
         members,
         replica: Replica::new(),
         recent: BTreeSet::new(),
+        on_loaded,
     }
     .run(opts.expire_every)
     .await
@@ -168,6 +251,7 @@ struct Partition {
     /// Gateways that put a session since the current lease listing started: a gateway
     /// that started after the listing has a lease the listing did not see.
     recent: BTreeSet<String>,
+    on_loaded: Box<dyn Fn(Loaded) + Send>,
 }
 
 impl Partition {
@@ -281,16 +365,23 @@ impl Partition {
                 subject,
                 message: e.to_string(),
             })?;
+        let loaded = Loaded {
+            sessions: self.replica.sessions(),
+            files: self.replica.files(),
+            took: started.elapsed(),
+        };
+        // Tests and the rebuild benchmark read this line.
         let line = format!(
             "partition {}/{} ready: {} sessions, {} files in {} ms",
             self.k,
             self.p,
-            self.replica.sessions(),
-            self.replica.files(),
-            started.elapsed().as_millis()
+            loaded.sessions,
+            loaded.files,
+            loaded.took.as_millis()
         );
         tracing::info!("{line}");
         println!("{line}");
+        (self.on_loaded)(loaded);
         Ok(requests)
     }
 

@@ -28,7 +28,7 @@ pub(crate) async fn ensure(js: &Context, mut config: kv::Config) -> Result<kv::S
     let text = format!("{err:?}");
     let err = if single_node(&text) {
         tracing::warn!(
-            "KV bucket {}: the NATS server is not clustered ({err}: {text}); created with 1 \
+            "KV bucket {}: the NATS server is not clustered ({err}); created with 1 \
              replica, so its data is lost with that server (fine for a one-node dev setup)",
             config.bucket
         );
@@ -54,9 +54,15 @@ pub(crate) async fn ensure(js: &Context, mut config: kv::Config) -> Result<kv::S
 /// peers says "insufficient resources" (10023).
 fn single_node(error: &str) -> bool {
     let error = error.to_ascii_lowercase();
-    ["non-clustered", "not clustered", "insufficient resources", "10074", "10023"]
-        .iter()
-        .any(|s| error.contains(s))
+    [
+        "non-clustered",
+        "not clustered",
+        "insufficient resources",
+        "10074",
+        "10023",
+    ]
+    .iter()
+    .any(|s| error.contains(s))
 }
 
 /// The settings bucket (holds P).

@@ -49,7 +49,9 @@ pub(crate) async fn connect(
                         }
                     }
                     Event::SlowConsumer(sid) => {
-                        tracing::warn!("NATS: slow consumer on subscription {sid}: messages dropped")
+                        tracing::warn!(
+                            "NATS: slow consumer on subscription {sid}: messages dropped"
+                        )
                     }
                     other => tracing::info!("NATS: {other}"),
                 }

@@ -247,8 +247,10 @@ async fn run(
     started: std::sync::mpsc::Sender<Result<(), Error>>,
 ) {
     let link_deliver = deliver.clone();
-    let client = connect(&opts.urls, &format!("napshare gateway {id}"), move |link| {
-        match link {
+    let client = connect(
+        &opts.urls,
+        &format!("napshare gateway {id}"),
+        move |link| match link {
             Link::Lost => tracing::warn!(
                 "NATS unreachable: searches are answered from nothing until it returns"
             ),
@@ -256,8 +258,8 @@ async fn run(
                 tracing::info!("NATS reachable again: sharing every session again");
                 link_deliver(Delivery::Reconnected);
             }
-        }
-    })
+        },
+    )
     .await;
     let client = match client {
         Ok(client) => client,

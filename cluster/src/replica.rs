@@ -113,7 +113,9 @@ impl ReplicaThread {
         }
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(result)) => result,
-            Some(Err(_)) => Err(Error::Runtime(std::io::Error::other("replica thread panicked"))),
+            Some(Err(_)) => Err(Error::Runtime(std::io::Error::other(
+                "replica thread panicked",
+            ))),
             None => Ok(()),
         }
     }
@@ -173,12 +175,16 @@ async fn stop_signal() {
 
 async fn serve(opts: &ReplicaOptions, on_loaded: Box<dyn Fn(Loaded) + Send>) -> Result<(), Error> {
     let (k, p) = (opts.partition, opts.partitions);
-    let client = connect(&opts.urls, &format!("napshare index {k}/{p}"), move |link| {
-        match link {
-            Link::Lost => tracing::warn!("NATS unreachable: partition {k} answers no search until it returns"),
+    let client = connect(
+        &opts.urls,
+        &format!("napshare index {k}/{p}"),
+        move |link| match link {
+            Link::Lost => {
+                tracing::warn!("NATS unreachable: partition {k} answers no search until it returns")
+            }
             Link::Back => tracing::info!("NATS reachable again"),
-        }
-    })
+        },
+    )
     .await?;
     let js = jetstream::new(client.clone());
     let config = ensure_retrying(&js, buckets::config_bucket()).await;

@@ -7,8 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use napshare_cluster::{
-    spawn_replica, Delivery, Gateway, GatewayOptions, ReplicaOptions, ReplicaThread,
-    ShareUpdate,
+    spawn_replica, Delivery, Gateway, GatewayOptions, ReplicaOptions, ReplicaThread, ShareUpdate,
 };
 use napshare_core::cluster::{Merged, ShareList, SharedFile};
 use napshare_core::server::{ReplyKind, SearchRequest, SearchToken};
@@ -131,7 +130,12 @@ fn share_search_delete_and_rebuild() {
     opts.lease_ttl = Duration::from_secs(2);
     let p0 = spawn_replica(opts).expect("replica starts");
     let loaded = p0.wait_loaded(LOAD).expect("loaded");
-    assert_eq!((loaded.sessions, loaded.files), (1, 2), "{loaded:?} after {:?}", started.elapsed());
+    assert_eq!(
+        (loaded.sessions, loaded.files),
+        (1, 2),
+        "{loaded:?} after {:?}",
+        started.elapsed()
+    );
     let m = search_until(&gw, &rx, "song", |m| m.complete && m.hits.len() == 1);
     assert_eq!(names(&m), ["song.mp3"]);
 
@@ -163,7 +167,11 @@ fn a_partition_without_replica_gives_a_partial_answer_by_the_deadline() {
     let t = Instant::now();
     let m = search(&gw, &rx, 1, "track");
     assert!(!m.complete);
-    assert!(t.elapsed() < Duration::from_millis(600), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        t.elapsed()
+    );
 
     // Partition 1's replica comes: complete.
     let _p1 = replica(&nats, 1, 2);
@@ -193,4 +201,89 @@ fn searches_before_the_partition_count_is_known_are_answered_empty() {
     let m = search(&gw, &rx, 7, "anything");
     assert_eq!(m, Merged::default());
     assert!(t.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn a_replica_rebuilds_many_sessions_exactly() {
+    let Some(nats) = Nats::start() else { return };
+    let p0 = replica(&nats, 0, 1);
+    let (gw, rx) = gateway(&nats);
+    for session in 0..200 {
+        let names = [
+            format!("x{session}a"),
+            format!("x{session}b"),
+            format!("x{session}c"),
+        ];
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        gw.share(ShareUpdate {
+            session,
+            list: Some(list("10.0.0.3", &names)),
+        });
+    }
+    // Updated twice, then deleted: only the latest counts.
+    for session in 0..50 {
+        gw.share(ShareUpdate {
+            session,
+            list: Some(list("10.0.0.3", &["replaced"])),
+        });
+        gw.share(ShareUpdate {
+            session,
+            list: None,
+        });
+    }
+    search_until(&gw, &rx, "x199c", |m| m.hits.len() == 1);
+    search_until(&gw, &rx, "x", |m| m.hits.len() == 100 && !m.complete);
+    // Wait until the publishers are done (every delete applied) before counting.
+    search_until(&gw, &rx, "replaced", |m| m.complete && m.hits.is_empty());
+    drop(p0);
+    let mut opts = ReplicaOptions::new(vec![nats.url.clone()], 0, 1);
+    opts.lease_ttl = Duration::from_secs(2);
+    let fresh = spawn_replica(opts).expect("starts");
+    let loaded = fresh.wait_loaded(LOAD).expect("loaded");
+    assert_eq!((loaded.sessions, loaded.files), (150, 450));
+}
+
+#[test]
+fn sessions_of_a_gateway_without_lease_are_dropped_and_purged() {
+    let Some(nats) = Nats::start() else { return };
+    let _p0 = replica(&nats, 0, 1);
+    let (gw, rx) = gateway(&nats);
+    // A gateway that died without a clean exit: its session is in KV, its lease is not.
+    let key = "g00000000deadbeef.1";
+    let mut value = Vec::new();
+    list("10.0.0.4", &["orphan.mp3"])
+        .encode(&mut value)
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = runtime.block_on(async {
+        let client = async_nats::connect(&nats.url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let store = js.get_key_value("shares-p0").await.unwrap();
+        store.put(key, value.into()).await.unwrap();
+        store
+    });
+    // Found at first (it may be seen before the next lease check), gone within the
+    // lease check's period or two, and purged from KV.
+    let t = Instant::now();
+    search_until(&gw, &rx, "orphan", |m| m.hits.is_empty());
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    let gone = eventually(LOAD, || {
+        let entry = runtime.block_on(store.entry(key)).unwrap();
+        entry
+            .is_none_or(|e| e.operation != async_nats::jetstream::kv::Operation::Put)
+            .then_some(())
+    });
+    assert!(gone.is_some(), "the orphan's key is purged");
+    // The live gateway's sessions stay.
+    gw.share(ShareUpdate {
+        session: 9,
+        list: Some(list("10.0.0.5", &["kept.mp3"])),
+    });
+    search_until(&gw, &rx, "kept", |m| m.hits.len() == 1);
+    std::thread::sleep(Duration::from_millis(2500));
+    let m = search(&gw, &rx, 1, "kept");
+    assert_eq!(m.hits.len(), 1, "a leased gateway's session is not expired");
 }

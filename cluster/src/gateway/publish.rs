@@ -44,9 +44,7 @@ impl Shard {
     }
 
     fn has(&self, session: u64) -> bool {
-        self.pending
-            .lock()
-            .is_ok_and(|p| p.contains_key(&session))
+        self.pending.lock().is_ok_and(|p| p.contains_key(&session))
     }
 }
 
@@ -165,5 +163,9 @@ async fn publish_one(
 }
 
 async fn put(store: &kv::Store, key: &str, value: bytes::Bytes) -> Result<(), String> {
-    store.put(key, value).await.map(drop).map_err(|e| e.to_string())
+    store
+        .put(key, value)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
 }

@@ -33,7 +33,8 @@ impl Ask {
             Ok(()) => {
                 let payload = Bytes::from(payload);
                 let until = Instant::now() + self.deadline;
-                let asks = (0..self.partitions).map(|k| ask(&self.client, k, payload.clone(), until));
+                let asks =
+                    (0..self.partitions).map(|k| ask(&self.client, k, payload.clone(), until));
                 merge(futures_util::future::join_all(asks).await, limit)
             }
             Err(e) => {

@@ -90,10 +90,7 @@ impl Ready {
 }
 
 /// Watches key `partitions`; the first valid value is P for the gateway's life.
-async fn learn_partitions(
-    js: jetstream::Context,
-    shares: watch::Sender<Option<Arc<Shares>>>,
-) {
+async fn learn_partitions(js: jetstream::Context, shares: watch::Sender<Option<Arc<Shares>>>) {
     let config = ensure_retrying(&js, buckets::config_bucket()).await;
     let mut known: Option<u32> = None;
     loop {

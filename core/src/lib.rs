@@ -30,7 +30,7 @@
 //! }
 //! ```
 //!
-//! A server configured with [`SearchAt::Driver`](server::SearchAt::Driver) adds one output
+//! A server configured with [`IndexAt::Driver`](server::IndexAt::Driver) adds one output
 //! to drain, `poll_search` (a search for the driver to answer, say from a whole cluster),
 //! and one input, `handle_search_answer(now, token, merged)`, fed after the drain like
 //! any other; the asking connection's later requests wait for it, in order.

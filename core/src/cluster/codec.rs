@@ -30,10 +30,10 @@
 //! at most [`MAX_STRING`] bytes (a protocol line), a peer [`MAX_PEER`], a share list or an
 //! answer at most [`MAX_FILES`] files. A decoder checks every count against the bytes left
 //! before it allocates, never panics, and checks names as the server does
-//! ([`check_file_name`]), peers and patterns as one field of a reply line.
+//! (any non-empty text: whatever a client may register, a replica must carry, so that
+//! a cluster finds what one server would), peers and patterns as one field of a reply line.
 
 use crate::hash::ContentHash;
-use crate::names::check_file_name;
 
 use super::{Answer, RemoteHit};
 
@@ -95,7 +95,7 @@ pub enum CodecError {
     TooManyFiles,
     #[error("a flag byte other than 0 or 1")]
     BadFlag,
-    #[error("not a plain file name")]
+    #[error("empty file name")]
     BadName,
     #[error("peer address is empty or not one printable field")]
     BadPeer,
@@ -222,6 +222,15 @@ impl Answer {
     }
 }
 
+/// Names are what the server accepts: anything but empty (a classic reply leaves out
+/// names with control characters; the client refuses unsafe ones when it downloads).
+fn check_name(name: &str) -> Result<(), CodecError> {
+    match name.is_empty() {
+        true => Err(CodecError::BadName),
+        false => Ok(()),
+    }
+}
+
 fn check_pattern(p: &str) -> Result<(), CodecError> {
     match p.chars().any(char::is_control) {
         true => Err(CodecError::BadPattern),
@@ -317,7 +326,7 @@ impl Writer<'_> {
     }
 
     fn name(&mut self, name: &str) -> Result<(), CodecError> {
-        check_file_name(name).map_err(|_| CodecError::BadName)?;
+        check_name(name)?;
         self.str(name, MAX_STRING)
     }
 
@@ -403,7 +412,7 @@ impl<'a> Reader<'a> {
 
     fn name(&mut self) -> Result<String, CodecError> {
         let name = self.str(MAX_STRING)?;
-        check_file_name(&name).map_err(|_| CodecError::BadName)?;
+        check_name(&name)?;
         Ok(name)
     }
 

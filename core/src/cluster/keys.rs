@@ -13,9 +13,8 @@ pub fn session_key(gateway: &str, session: u64) -> String {
 /// The gateway part of a session key; `None` for a key not made by [`session_key`].
 pub fn gateway_of(key: &str) -> Option<&str> {
     let (gateway, session) = key.split_once('.')?;
-    let ok = !gateway.is_empty()
-        && !session.is_empty()
-        && session.bytes().all(|b| b.is_ascii_digit());
+    let ok =
+        !gateway.is_empty() && !session.is_empty() && session.bytes().all(|b| b.is_ascii_digit());
     ok.then_some(gateway)
 }
 
@@ -45,13 +44,18 @@ mod tests {
     #[test]
     fn partitions_are_stable_and_spread() {
         // Pinned: a change would send sessions to other partitions than older builds.
-        let pinned: Vec<u32> = (0..6).map(|s| partition_of(&session_key("g0", s), 16)).collect();
+        let pinned: Vec<u32> = (0..6)
+            .map(|s| partition_of(&session_key("g0", s), 16))
+            .collect();
         assert_eq!(pinned, [6, 3, 2, 11, 4, 8]);
         let mut counts = [0usize; 4];
         for s in 0..4000 {
             counts[partition_of(&session_key("gabc", s), 4) as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (800..1200).contains(&c)),
+            "{counts:?}"
+        );
         assert_eq!(partition_of("anything", 1), 0);
         assert_eq!(partition_of("anything", 0), 0);
     }

@@ -176,7 +176,10 @@ mod tests {
     #[test]
     fn a_put_replaces_the_sessions_list_and_a_delete_empties_it() {
         let mut r = Replica::new();
-        assert_eq!(r.put("ga.1", &list("10.0.0.1", &["song.mp3", "talk.ogg"])), Ok(2));
+        assert_eq!(
+            r.put("ga.1", &list("10.0.0.1", &["song.mp3", "talk.ogg"])),
+            Ok(2)
+        );
         assert_eq!(r.put("gb.7", &list("10.0.0.2:4000", &["song2.mp3"])), Ok(1));
         let a = find(&r, "song", 10);
         assert_eq!(names(&a), ["song.mp3", "song2.mp3"]);
@@ -196,7 +199,8 @@ mod tests {
     #[test]
     fn the_limit_cuts_and_says_there_is_more() {
         let mut r = Replica::new();
-        r.put("g.1", &list("10.0.0.1", &["a1", "a2", "a3"])).unwrap();
+        r.put("g.1", &list("10.0.0.1", &["a1", "a2", "a3"]))
+            .unwrap();
         let a = find(&r, "a", 2);
         assert_eq!(names(&a), ["a1", "a2"]);
         assert!(a.more);

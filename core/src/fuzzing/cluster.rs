@@ -1,10 +1,10 @@
 //! The `cluster` target: the cluster's binary codec (`cluster::codec`) never panics, and
-//! what it decodes is canonical.
+//! what it decodes is canonical; a replica takes any bytes as a KV value or a search.
 
 use std::fmt::Debug;
 
 use crate::cluster::codec::{CodecError, SearchRequest, ShareList, MAX_VALUE, VERSION};
-use crate::cluster::Answer;
+use crate::cluster::{Answer, Replica};
 
 type Decode<T> = fn(&[u8]) -> Result<T, CodecError>;
 type Encode<T> = fn(&T, &mut Vec<u8>) -> Result<(), CodecError>;
@@ -26,7 +26,28 @@ pub fn cluster(data: &[u8]) {
         let mut framed = vec![1 + pick % 3, VERSION];
         framed.extend_from_slice(rest);
         check_all(&framed);
+        replica(&framed);
     }
+    replica(data);
+}
+
+/// A replica given `data` as a session's KV value and as a search request: it never
+/// panics, a value it refuses changes nothing, and one it takes is found.
+fn replica(data: &[u8]) {
+    let mut replica = Replica::new();
+    match replica.put("g.1", data) {
+        Ok(n) => {
+            assert_eq!(replica.files(), n);
+            let all = SearchRequest {
+                pattern: String::new(),
+                limit: u32::MAX,
+            };
+            assert_eq!(replica.search(&all).hits.len(), n);
+            assert_eq!(replica.delete("g.1"), n);
+        }
+        Err(_) => assert_eq!(replica.files(), 0),
+    }
+    let _ = replica.answer(data, &mut Vec::new());
 }
 
 fn check_all(data: &[u8]) {

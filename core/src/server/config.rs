@@ -29,21 +29,26 @@ pub struct ServerConfig {
     /// that pass this by more than [`SOCKET_BUFFER_MAX`] (more than any socket could have
     /// taken) drop the connection before the rest are built.
     pub max_queued: usize,
-    /// Who answers `SEARCH` and `FIND`: the server's own index at once, or the driver
-    /// later (a cluster gateway asks the whole network).
-    pub search: SearchAt,
+    /// Where the index lives: in the server, which answers `SEARCH` and `FIND` at once, or
+    /// with the driver (a cluster gateway, whose index is the whole network's).
+    pub index: IndexAt,
+    /// With [`IndexAt::Driver`], how long share-list changes gather before the changed
+    /// sessions' lists go to the driver, one whole list per session.
+    pub share_batch: Duration,
 }
 
-/// Where the server's searches go.
+/// Where the server's index is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SearchAt {
-    /// The server's own index answers at once.
+pub enum IndexAt {
+    /// The server's own index: searches are answered at once.
     #[default]
     Local,
-    /// Each search becomes a [`SearchRequest`](super::SearchRequest) from
+    /// The driver's. Each search becomes a [`SearchRequest`](super::SearchRequest) from
     /// [`Server::poll_search`](super::Server::poll_search), answered later with
     /// [`Server::handle_search_answer`](super::Server::handle_search_answer); meanwhile
-    /// the asking connection's further requests wait, in order.
+    /// the asking connection's further requests wait, in order. What each session shares
+    /// goes to the driver as whole lists from
+    /// [`Server::poll_share`](super::Server::poll_share); the server keeps no index.
     Driver,
 }
 
@@ -57,7 +62,8 @@ impl Default for ServerConfig {
             idle_timeout: Some(Duration::from_secs(60)),
             max_connections: 16_384,
             max_queued: 1 << 20,
-            search: SearchAt::Local,
+            index: IndexAt::Local,
+            share_batch: Duration::from_millis(100),
         }
     }
 }

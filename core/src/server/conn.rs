@@ -5,10 +5,11 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use super::reply::Outcome;
+use super::store::Store;
 use super::{
     LeaveReason, ReplyKind, SearchRequest, SearchToken, Server, ServerConfig, ServerEvent,
 };
-use crate::index::{Index, OwnerId};
+use crate::index::OwnerId;
 use crate::wire::{ExtRequest, LineBuf, LineError, ParseError, PeerAddr, Request};
 use crate::ConnId;
 
@@ -73,14 +74,14 @@ impl Conn {
 
 /// The parts of the server a request line may change, borrowed apart from the connections.
 pub(super) struct Ctx<'a> {
-    pub(super) index: &'a mut Index,
+    pub(super) store: &'a mut Store,
     pub(super) config: &'a ServerConfig,
     pub(super) events: &'a mut VecDeque<ServerEvent>,
     pub(super) closes: &'a mut VecDeque<ConnId>,
     pub(super) asks: &'a mut Asks,
 }
 
-/// The searches asked of the driver ([`SearchAt::Driver`](super::SearchAt::Driver)).
+/// The searches asked of the driver ([`IndexAt::Driver`](super::IndexAt::Driver)).
 #[derive(Debug, Default)]
 pub(super) struct Asks {
     /// Not yet taken by [`Server::poll_search`].
@@ -107,7 +108,7 @@ impl Ctx<'_> {
                 .map_err(|_| ParseError::NotUtf8)
                 .and_then(|text| parse_line(text, ext)),
         };
-        match Server::apply(self.index, self.config, at, request) {
+        match Server::apply(self.store, self.config, at, request) {
             Outcome::Ok => {}
             Outcome::Joined(peer) => self.events.push_back(ServerEvent::Joined { conn, peer }),
             Outcome::Bad(error) => self.events.push_back(ServerEvent::BadLine { conn, error }),
@@ -165,7 +166,7 @@ impl Ctx<'_> {
         state: &mut State,
         reason: LeaveReason,
     ) {
-        let files = self.index.remove_owner(owner);
+        let files = self.store.remove_owner(owner);
         *state = State::Closing;
         self.closes.push_back(conn);
         self.events.push_back(ServerEvent::Left {

@@ -5,7 +5,7 @@
 //! then drains [`Server::poll_transmit`], [`Server::poll_close`] and [`Server::poll_event`].
 //!
 //! Searches are answered from the server's own index at once, or, with
-//! [`SearchAt::Driver`], asked of the driver through [`Server::poll_search`] and answered
+//! [`IndexAt::Driver`], asked of the driver through [`Server::poll_search`] and answered
 //! with [`Server::handle_search_answer`]; a connection's requests after a search wait for
 //! its answer, so that every connection's replies keep the order of its requests.
 //!
@@ -15,6 +15,7 @@
 mod config;
 mod conn;
 mod reply;
+mod store;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -28,12 +29,14 @@ use crate::cluster::Merged;
 use crate::index::{Index, OwnerId};
 use crate::wire::LineBuf;
 use crate::{ConnId, Transmit};
+use store::Store;
 
 pub use config::{
-    LeaveReason, SearchAt, ServerConfig, ServerEvent, UnknownConn, QUIET, SOCKET_BUFFER_MAX,
+    IndexAt, LeaveReason, ServerConfig, ServerEvent, UnknownConn, QUIET, SOCKET_BUFFER_MAX,
 };
 use conn::{Asks, At, Conn, Ctx, State};
 use reply::{classic_reply, ext_reply};
+pub use store::ShareUpdate;
 
 /// Names one search asked of the driver; the server never reuses one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -49,7 +52,7 @@ pub enum ReplyKind {
     Ext,
 }
 
-/// A search for the driver to answer ([`SearchAt::Driver`]), with
+/// A search for the driver to answer ([`IndexAt::Driver`]), with
 /// [`Server::handle_search_answer`] and the same token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchRequest {
@@ -66,7 +69,7 @@ pub struct SearchRequest {
 #[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
-    index: Index,
+    store: Store,
     conns: BTreeMap<ConnId, Conn>,
     /// Connections with bytes in `tx`, in the order they got them.
     ready: VecDeque<ConnId>,
@@ -99,8 +102,8 @@ const SPARE_CAPACITY: usize = 64 * 1024;
 impl Server {
     pub fn new(_now: Instant, config: ServerConfig) -> Self {
         Self {
+            store: Store::new((config.index == IndexAt::Driver).then_some(config.share_batch)),
             config,
-            index: Index::new(),
             conns: BTreeMap::new(),
             ready: VecDeque::new(),
             closes: VecDeque::new(),
@@ -136,7 +139,7 @@ impl Server {
     fn parts(&mut self) -> Parts<'_> {
         let Self {
             conns,
-            index,
+            store,
             config,
             events,
             closes,
@@ -147,7 +150,7 @@ impl Server {
             ..
         } = self;
         let ctx = Ctx {
-            index,
+            store,
             config,
             events,
             closes,
@@ -216,13 +219,20 @@ impl Server {
         if !had_output && !c.tx.is_empty() {
             ready.push_back(conn);
         }
+        self.store.schedule(now);
         Ok(())
     }
 
     /// Acts on the deadlines that have passed: takes unterminated lines that waited
-    /// [`QUIET`] as whole lines, and closes connections silent past their limit. Safe to
-    /// call at any time.
+    /// [`QUIET`] as whole lines, closes connections silent past their limit, and hands out
+    /// the batched share lists. Safe to call at any time.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.serve_due_lines(now);
+        self.store.schedule(now);
+        self.store.handle_timeout(now);
+    }
+
+    fn serve_due_lines(&mut self, now: Instant) {
         while let Some(&(due, conn)) = self.timers.first() {
             if due > now {
                 return;
@@ -287,7 +297,7 @@ impl Server {
             self.asks.waiting.remove(&token);
         }
         if !matches!(c.state, State::Closing) {
-            let files = self.index.remove_owner(c.owner);
+            let files = self.store.remove_owner(c.owner);
             self.events.push_back(ServerEvent::Left {
                 conn,
                 files,
@@ -347,12 +357,28 @@ impl Server {
         if !had_output && !c.tx.is_empty() {
             ready.push_back(conn);
         }
+        self.store.schedule(now);
     }
 
-    /// The next search for the driver to answer ([`SearchAt::Driver`] only).
+    /// The next search for the driver to answer ([`IndexAt::Driver`] only).
     #[must_use]
     pub fn poll_search(&mut self) -> Option<SearchRequest> {
         self.asks.queue.pop_front()
+    }
+
+    /// The next share-list change for the driver to publish ([`IndexAt::Driver`] only):
+    /// a session's whole list after a short batch ([`ServerConfig::share_batch`]), or its
+    /// end at once. Drained like every other output.
+    #[must_use]
+    pub fn poll_share(&mut self) -> Option<ShareUpdate> {
+        self.store.poll_share()
+    }
+
+    /// Hands every session's whole list to the driver again at once, through
+    /// [`Server::poll_share`] (the cluster lost them: it was unreachable, or expired this
+    /// gateway's lease meanwhile). Nothing with [`IndexAt::Local`].
+    pub fn republish(&mut self, _now: Instant) {
+        self.store.republish();
     }
 
     /// The most reply bytes a driver holds for one connection (`--max-queued`): past it,
@@ -415,14 +441,16 @@ impl Server {
     }
 
     /// When to call [`Server::handle_timeout`] next: the earliest deadline of any
-    /// connection.
+    /// connection, or of the batched share lists.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(due, _)| *due)
+        let first = self.timers.first().map(|(due, _)| *due);
+        first.into_iter().chain(self.store.due()).min()
     }
 
+    /// The server's own index (empty with [`IndexAt::Driver`]).
     pub fn index(&self) -> &Index {
-        &self.index
+        &self.store.index
     }
 
     /// Connections currently open.

@@ -1,7 +1,8 @@
 //! What a request does: its change to the index and the reply bytes it gets.
 
 use super::conn::{At, Parsed, State};
-use super::{LeaveReason, ReplyKind, SearchAt, Server, ServerConfig};
+use super::store::Store;
+use super::{IndexAt, LeaveReason, ReplyKind, Server, ServerConfig};
 use crate::cluster::RemoteHit;
 use crate::hash::ContentHash;
 use crate::index::Index;
@@ -12,12 +13,34 @@ use crate::wire::{
 
 impl Server {
     pub(super) fn apply(
-        index: &mut Index,
+        store: &mut Store,
         config: &ServerConfig,
         c: &mut At<'_>,
         request: Result<Parsed<'_>, ParseError>,
     ) -> Outcome {
         use Parsed::{Classic, Ext};
+        let refused = match (&*c.state, &request) {
+            (State::Joined { .. }, Ok(Classic(Request::CreateFile { name, .. }))) => {
+                store.refuses(c.owner, name, None, config.max_files)
+            }
+            (State::Joined { .. }, Ok(Ext(ExtRequest::AddFile { name, hash, .. }))) => {
+                store.refuses(c.owner, name, Some(*hash), config.max_files)
+            }
+            _ => None,
+        };
+        if let Some(limit) = refused {
+            if matches!(c.state, State::Joined { ext: true, .. }) {
+                let message = match limit {
+                    "files per client" => format!("too many files (at most {})", config.max_files),
+                    _ => format!("{limit} over its limit"),
+                };
+                ExtReply::Error {
+                    message: message.into(),
+                }
+                .encode(c.tx);
+            }
+            return Outcome::Refused(limit);
+        }
         match (&*c.state, request) {
             (State::AwaitingJoin, Ok(Classic(Request::Join { addr }))) => {
                 let (addr, ext) = split_join(addr);
@@ -38,36 +61,26 @@ impl Server {
                 // A repeated JOIN may move the client's file server; its files follow.
                 let (addr, ext) = split_join(addr);
                 let peer = PeerAddr::from_join(c.ip, addr);
-                index.set_peer(c.owner, peer);
+                store.set_peer(c.owner, peer);
                 *c.state = State::Joined { peer, ext };
                 confirm_join(ext, config, c.tx);
                 Outcome::Joined(peer)
             }
-            (
-                State::Joined { ext, .. },
-                Ok(Classic(Request::CreateFile { .. }) | Ext(ExtRequest::AddFile { .. })),
-            ) if index.owner_len(c.owner) >= config.max_files => {
-                if *ext {
-                    let message = format!("too many files (at most {})", config.max_files).into();
-                    ExtReply::Error { message }.encode(c.tx);
-                }
-                Outcome::Refused("files per client")
-            }
             (State::Joined { peer, .. }, Ok(Classic(Request::CreateFile { name, size }))) => {
-                index.register(c.owner, *peer, name, size, None);
+                store.register(c.owner, *peer, name, size, None);
                 Reply::ConfirmCreateFile { name }.encode(c.tx);
                 Outcome::Ok
             }
             (State::Joined { .. }, Ok(Classic(Request::DeleteFile { name }))) => {
-                index.unregister(c.owner, name);
+                store.unregister(c.owner, name);
                 Reply::ConfirmDeleteFile { name }.encode(c.tx);
                 Outcome::Ok
             }
             (State::Joined { .. }, Ok(Classic(Request::Search { pattern }))) => {
-                if config.search == SearchAt::Driver {
+                if config.index == IndexAt::Driver {
                     return Outcome::Ask(pattern.to_owned(), ReplyKind::Classic);
                 }
-                classic_reply(c.tx, config.max_results, Local(index, pattern));
+                classic_reply(c.tx, config.max_results, Local(&store.index, pattern));
                 Outcome::Ok
             }
             (State::Joined { .. }, Ok(Classic(Request::Leave))) => {
@@ -75,7 +88,7 @@ impl Server {
                 Outcome::Close(LeaveReason::Leave)
             }
             (State::Joined { peer, .. }, Ok(Ext(ExtRequest::AddFile { name, size, hash }))) => {
-                index.register(c.owner, *peer, &name, size, Some(hash));
+                store.register(c.owner, *peer, &name, size, Some(hash));
                 ExtReply::ConfirmAddFile { name }.encode(c.tx);
                 Outcome::Ok
             }
@@ -84,15 +97,15 @@ impl Server {
                 Outcome::Ok
             }
             (State::Joined { .. }, Ok(Ext(ExtRequest::DelFile { name }))) => {
-                index.unregister(c.owner, &name);
+                store.unregister(c.owner, &name);
                 ExtReply::ConfirmDelFile { name }.encode(c.tx);
                 Outcome::Ok
             }
             (State::Joined { .. }, Ok(Ext(ExtRequest::Find { pattern }))) => {
-                if config.search == SearchAt::Driver {
+                if config.index == IndexAt::Driver {
                     return Outcome::Ask(pattern.into_owned(), ReplyKind::Ext);
                 }
-                ext_reply(c.tx, config.max_results, Local(index, &pattern));
+                ext_reply(c.tx, config.max_results, Local(&store.index, &pattern));
                 Outcome::Ok
             }
             (State::Closing, _) => Outcome::Ok,

@@ -1,31 +1,60 @@
-//! Searches the driver answers ([`SearchAt::Driver`]).
+//! The index with the driver ([`IndexAt::Driver`]): searches it answers, share lists it
+//! publishes. A [`Replica`] fed with what the server publishes plays the cluster.
 
 use super::*;
-use crate::cluster::RemoteHit;
+use crate::cluster::{session_key, Answer, RemoteHit, Replica};
 use crate::hash::ContentHash;
 
 struct Fixture {
     server: Server,
     now: Instant,
+    /// The one partition of a cluster, fed by [`Fixture::publish`].
+    replica: Replica,
 }
 
 impl Fixture {
     #[allow(clippy::disallowed_methods)] // the one real instant a test starts from
-    fn new(search: SearchAt, max_results: usize) -> Self {
+    fn new(index: IndexAt, max_results: usize) -> Self {
         let now = Instant::now();
         let config = ServerConfig {
-            search,
+            index,
             max_results,
             ..ServerConfig::default()
         };
         Self {
             server: Server::new(now, config),
             now,
+            replica: Replica::new(),
         }
     }
 
+    /// Hands what the server has to publish to the replica; returns the updates.
+    fn publish(&mut self) -> Vec<ShareUpdate> {
+        let mut updates = Vec::new();
+        while let Some(u) = self.server.poll_share() {
+            let key = session_key("gw", u.session);
+            match &u.list {
+                Some(list) => {
+                    let mut value = Vec::new();
+                    list.encode(&mut value).unwrap();
+                    self.replica.put(&key, &value).unwrap();
+                }
+                None => drop(self.replica.delete(&key)),
+            }
+            updates.push(u);
+        }
+        updates
+    }
+
+    /// Lets the batch wait pass, then publishes.
+    fn settle(&mut self) -> Vec<ShareUpdate> {
+        self.now += ServerConfig::default().share_batch;
+        self.server.handle_timeout(self.now);
+        self.publish()
+    }
+
     fn driver() -> Self {
-        Self::new(SearchAt::Driver, 1000)
+        Self::new(IndexAt::Driver, 1000)
     }
 
     fn connect(&mut self, port: u16) -> ConnId {
@@ -76,18 +105,14 @@ fn hit(name: &str) -> RemoteHit {
     }
 }
 
-/// What the server's own index has for `pattern`, as a driver would hand it back.
-fn hits_of(server: &Server, pattern: &str) -> Vec<RemoteHit> {
-    let mut hits = Vec::new();
-    server.index().search(pattern, usize::MAX, |h| {
-        hits.push(RemoteHit {
-            name: h.name.into(),
-            size: h.size,
-            peer: h.peer_text.into(),
-            hash: h.hash,
-        });
-        true
-    });
+/// What the cluster has for `pattern`, as a driver would hand it back.
+fn hits_of(f: &mut Fixture, pattern: &str) -> Vec<RemoteHit> {
+    f.settle();
+    let request = crate::cluster::SearchRequest {
+        pattern: pattern.into(),
+        limit: 1000,
+    };
+    let Answer { hits, .. } = f.replica.search(&request);
     hits
 }
 
@@ -128,7 +153,7 @@ fn a_search_is_asked_of_the_driver_and_answered_only_then() {
 /// for byte, in both formats: names a classic line cannot carry are left out the same way.
 #[test]
 fn an_answer_is_written_exactly_as_a_local_search_would_be() {
-    let mut local = Fixture::new(SearchAt::Local, 1000);
+    let mut local = Fixture::new(IndexAt::Local, 1000);
     let mut driver = Fixture::driver();
     let hash = ContentHash([0xab; 32]);
     let shares = format!(
@@ -159,7 +184,7 @@ fn an_answer_is_written_exactly_as_a_local_search_would_be() {
         assert_eq!(driver.say(d, request), "");
         let asked = driver.asked();
         assert_eq!(asked.pattern, pattern);
-        let hits = hits_of(&driver.server, pattern);
+        let hits = hits_of(&mut driver, pattern);
         driver.answer(asked.token, hits);
         assert_eq!(driver.sent(d), expected, "{request}");
     }
@@ -186,7 +211,6 @@ fn pipelined_requests_wait_for_the_answer_before_them() {
         f.say(other, "JOIN y\nCREATEFILE e 1\n"),
         "CONFIRMJOIN\nCONFIRMCREATEFILE e\n"
     );
-    assert_eq!(f.server.index().len(), 1, "c and d wait");
     f.answer(first.token, vec![hit("a1")]);
     assert_eq!(f.sent(c), "FILE a1 10.0.0.9:4000 7\nENDSEARCH\n");
     let second = f.asked();
@@ -199,11 +223,7 @@ fn pipelined_requests_wait_for_the_answer_before_them() {
     );
     // The unterminated "SEARCH " is taken as a line after the quiet time, as ever.
     assert_eq!(f.server.poll_search(), None);
-    let due = f
-        .server
-        .poll_timeout()
-        .expect("the partial line's deadline");
-    f.server.handle_timeout(due);
+    f.server.handle_timeout(f.now + QUIET);
     assert_eq!(f.asked().pattern, "");
     // It waits for its answer like any other.
     assert_eq!(f.say(c, "CREATEFILE g 1\n"), "");
@@ -239,7 +259,7 @@ fn an_answer_for_a_closed_connection_or_an_unknown_token_is_ignored() {
 /// reply leaves out names it cannot carry without counting them.
 #[test]
 fn the_result_cap_bounds_an_answer() {
-    let mut f = Fixture::new(SearchAt::Driver, 2);
+    let mut f = Fixture::new(IndexAt::Driver, 2);
     let c = f.connect(1);
     let e = f.connect(2);
     f.say(c, "JOIN x\n");
@@ -275,4 +295,101 @@ fn requests_held_while_waiting_are_bounded() {
     let pile = line.repeat(burst / line.len() + 1);
     f.server.handle_bytes(f.now, c, pile.as_bytes()).unwrap();
     assert_eq!(f.server.poll_close(), Some(c));
+}
+
+/// Share lists go out whole, one per changed session, after the batch wait; a session
+/// that ends goes out at once; the server keeps no index of its own.
+#[test]
+fn share_lists_are_published_in_batches_and_ends_at_once() {
+    let mut f = Fixture::driver();
+    let a = f.connect(4000);
+    let b = f.connect(4001);
+    let hash = ContentHash([7; 32]);
+    f.say(
+        a,
+        "JOIN 10.0.0.1:4000\nCREATEFILE one 1\nCREATEFILE two 2\n",
+    );
+    f.say(
+        b,
+        &format!("JOIN 10.0.0.1:4001 NAPSHARE/1\nADDFILE three 3 {hash}\n"),
+    );
+    assert_eq!(f.publish(), [], "nothing before the batch wait");
+    let due = f.server.poll_timeout().unwrap();
+    assert_eq!(due, f.now + ServerConfig::default().share_batch);
+    let updates = f.settle();
+    assert_eq!(updates.len(), 2, "one list per session");
+    let list = updates[0].list.as_ref().unwrap();
+    assert_eq!(updates[0].session, a.0);
+    assert_eq!(list.peer, "10.0.0.1:4000");
+    let names: Vec<_> = list.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["one", "two"]);
+    assert_eq!(updates[1].list.as_ref().unwrap().files[0].hash, Some(hash));
+    assert!(f.server.index().is_empty(), "no local index");
+    // A change, then nothing left: the key goes.
+    f.say(a, "DELETEFILE one\n");
+    let updates = f.settle();
+    assert_eq!(updates[0].list.as_ref().unwrap().files.len(), 1);
+    f.say(a, "DELETEFILE two\n");
+    assert_eq!(f.settle()[0].list, None);
+    assert_eq!(f.settle(), [], "and only once");
+    // A session that ends leaves at once, without the batch wait.
+    f.say(b, &format!("ADDFILE four 4 {hash}\n"));
+    f.server.handle_closed(f.now, b);
+    let updates = f.publish();
+    assert_eq!(
+        updates,
+        [ShareUpdate {
+            session: b.0,
+            list: None
+        }]
+    );
+    assert_eq!(f.replica.files(), 0);
+    assert_eq!(f.settle(), [], "no batch left for it");
+}
+
+/// After the cluster lost them, every session's list goes out again at once.
+#[test]
+fn republish_sends_every_list_again() {
+    let mut f = Fixture::driver();
+    for port in 1..=3 {
+        let c = f.connect(port);
+        f.say(c, &format!("JOIN x:{port}\nCREATEFILE f{port} 1\n"));
+    }
+    let silent = f.connect(9);
+    f.say(silent, "JOIN y\n");
+    assert_eq!(f.settle().len(), 3);
+    f.replica = Replica::new();
+    f.server.republish(f.now);
+    assert_eq!(f.publish().len(), 3, "a session with no files has no key");
+    assert_eq!(f.replica.files(), 3);
+}
+
+/// A session's list must fit one KV value: past it a file is refused, with an error an
+/// extension client can read; an update of a file already shared is never refused.
+#[test]
+fn a_list_is_kept_within_one_kv_value() {
+    let mut f = Fixture::driver();
+    let c = f.connect(1);
+    f.say(c, "JOIN x NAPSHARE/1\n");
+    let name = "n".repeat(3000); // a line holds at most 4 kB
+    let hash = ContentHash([1; 32]);
+    let mut refused = 0;
+    for i in 0..400 {
+        let reply = f.say(c, &format!("ADDFILE {name}{i} 1 {hash}\n"));
+        if reply.starts_with("ERROR") {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "1 MiB holds fewer than 400 names of 3 kB");
+    assert!(f
+        .say(c, &format!("ADDFILE {name}0 2 {hash}\n"))
+        .starts_with("CONFIRMADDFILE"));
+    let updates = f.settle();
+    let mut value = Vec::new();
+    updates[0]
+        .list
+        .as_ref()
+        .unwrap()
+        .encode(&mut value)
+        .unwrap();
 }

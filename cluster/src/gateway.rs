@@ -18,22 +18,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use napshare_core::cluster::{Merged, ShareList};
+use napshare_core::cluster::Merged;
+pub use napshare_core::server::ShareUpdate;
 use napshare_core::server::{SearchRequest, SearchToken};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::connect::{connect, Link};
 use crate::Error;
-
-/// A change to one session's share list, for [`Gateway::share`].
-// TODO: use napshare_core::server::ShareUpdate once the core has it (same shape).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShareUpdate {
-    /// The server's id for the session; with the gateway id it makes the KV key.
-    pub session: u64,
-    /// The session's whole list; `None`: the session is gone (its key is deleted at once).
-    pub list: Option<ShareList>,
-}
 
 /// What the gateway hands the host, on the gateway's thread.
 #[derive(Debug)]

@@ -53,6 +53,8 @@ pub(crate) async fn connect(
                             "NATS: slow consumer on subscription {sid}: messages dropped"
                         )
                     }
+                    // Repeated at every failed reconnect attempt; the loss was logged once.
+                    Event::ClientError(e) => tracing::debug!("NATS: {e}"),
                     other => tracing::info!("NATS: {other}"),
                 }
             }

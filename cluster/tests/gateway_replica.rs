@@ -287,3 +287,31 @@ fn sessions_of_a_gateway_without_lease_are_dropped_and_purged() {
     let m = search(&gw, &rx, 1, "kept");
     assert_eq!(m.hits.len(), 1, "a leased gateway's session is not expired");
 }
+
+#[test]
+fn after_a_nats_outage_the_gateway_asks_for_its_sessions_again() {
+    let Some(mut nats) = Nats::start() else {
+        return;
+    };
+    let _p0 = replica(&nats, 0, 1);
+    let (gw, rx) = gateway(&nats);
+    gw.share(ShareUpdate {
+        session: 1,
+        list: Some(list("10.0.0.6", &["before.mp3"])),
+    });
+    search_until(&gw, &rx, "before", |m| m.hits.len() == 1);
+    nats.restart(Duration::from_millis(300));
+    // Meanwhile searches are answered (from nothing), never hang.
+    let back = eventually(Duration::from_secs(15), || {
+        rx.try_iter()
+            .any(|d| matches!(d, Delivery::Reconnected))
+            .then_some(())
+    });
+    assert!(back.is_some(), "Delivery::Reconnected after the outage");
+    // What the host does then: share every session again.
+    gw.share(ShareUpdate {
+        session: 1,
+        list: Some(list("10.0.0.6", &["before.mp3"])),
+    });
+    search_until(&gw, &rx, "before", |m| m.complete && m.hits.len() == 1);
+}

@@ -13,7 +13,9 @@ const NATS_SERVER: &str = "nats-server";
 pub struct Nats {
     child: Child,
     pub url: String,
-    _store: tempfile::TempDir,
+    program: String,
+    port: u16,
+    store: tempfile::TempDir,
 }
 
 impl Nats {
@@ -33,31 +35,46 @@ impl Nats {
             .expect("a free port")
             .port();
         let store = tempfile::tempdir().expect("a temp dir");
-        let mut child = Command::new(program)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("nats-server starts");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("Server is ready") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        let nats = Nats {
+        let child = spawn(&program, port, store.path());
+        Some(Nats {
             child,
             url: format!("nats://127.0.0.1:{port}"),
-            _store: store,
-        };
-        rx.recv_timeout(Duration::from_secs(10))
-            .expect("nats-server ready within 10 s");
-        Some(nats)
+            program,
+            port,
+            store,
+        })
     }
+
+    /// Kills the server, waits `down`, and starts it again on the same port and store.
+    pub fn restart(&mut self, down: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        self.child = spawn(&self.program, self.port, self.store.path());
+    }
+}
+
+/// Starts nats-server and waits for it to be ready.
+fn spawn(program: &str, port: u16, store: &Path) -> Child {
+    let mut child = Command::new(program)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nats-server starts");
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("Server is ready") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("nats-server ready within 10 s");
+    child
 }
 
 impl Drop for Nats {

@@ -97,7 +97,8 @@ pub(crate) type Deliver = Arc<dyn Fn(Delivery) -> bool + Send + Sync>;
 impl Gateway {
     /// Starts the gateway thread and connects to NATS in the background (an unreachable
     /// server is not an error: the gateway keeps trying, and answers searches empty
-    /// meanwhile). `deliver` returns whether the host still listens; it must not block.
+    /// meanwhile). `deliver` returns whether the host still listens (the gateway carries on
+    /// either way; the host stops it by dropping it); it must not block.
     pub fn start(
         opts: GatewayOptions,
         deliver: impl Fn(Delivery) -> bool + Send + Sync + 'static,
@@ -162,7 +163,8 @@ impl Gateway {
     }
 
     /// Queues a share-list change. Never lost: when the queue is full this waits for room
-    /// (the gateway thread drains it promptly into its latest-value map).
+    /// (the gateway thread drains it promptly into its latest-value map). Not to be called
+    /// from inside a tokio runtime (the host has none).
     pub fn share(&self, update: ShareUpdate) {
         let update = match self.commands.try_send(Command::Share(update)) {
             Ok(()) => return,

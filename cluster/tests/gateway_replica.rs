@@ -315,3 +315,27 @@ fn after_a_nats_outage_the_gateway_asks_for_its_sessions_again() {
     });
     search_until(&gw, &rx, "before", |m| m.complete && m.hits.len() == 1);
 }
+
+#[test]
+fn a_gateway_without_nats_starts_answers_empty_and_stops_promptly() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let (tx, rx) = mpsc::channel();
+    let opts = GatewayOptions {
+        urls: vec![format!("nats://127.0.0.1:{port}")],
+        ..GatewayOptions::default()
+    };
+    let t = Instant::now();
+    let gw = Gateway::start(opts, move |d| tx.send(d).is_ok()).expect("starts anyway");
+    gw.share(ShareUpdate {
+        session: 1,
+        list: Some(list("10.0.0.7", &["waiting.mp3"])),
+    });
+    let m = search(&gw, &rx, 1, "waiting");
+    assert_eq!(m, Merged::default());
+    gw.shutdown();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}

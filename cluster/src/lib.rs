@@ -12,6 +12,7 @@ mod connect;
 mod error;
 pub mod gateway;
 pub mod replica;
+mod tail;
 
 pub use error::Error;
 pub use gateway::{Busy, Delivery, Gateway, GatewayOptions, ShareUpdate};

@@ -19,7 +19,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::buckets::{self, ensure_retrying};
 use crate::connect::{connect, Link};
-use crate::{parse_partitions, search_group, search_subject, Error, PARTITIONS_KEY};
+use crate::tail::{Change, Tail};
+use crate::{parse_partitions, search_group, search_subject, shares_bucket, Error, PARTITIONS_KEY};
 
 /// Which partition a replica holds, and where NATS is.
 #[derive(Debug, Clone)]
@@ -198,6 +199,15 @@ async fn serve(opts: &ReplicaOptions, on_loaded: Box<dyn Fn(Loaded) + Send>) -> 
         }
     }
     let shares = shares.expect("k < p was checked");
+    let tail = loop {
+        match Tail::open(&js, &shares_bucket(k)).await {
+            Ok(tail) => break tail,
+            Err(e) => {
+                tracing::warn!("partition {k}: {e}; trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
     Partition {
         client,
         k,
@@ -206,9 +216,12 @@ async fn serve(opts: &ReplicaOptions, on_loaded: Box<dyn Fn(Loaded) + Send>) -> 
         members,
         replica: Replica::new(),
         recent: BTreeSet::new(),
+        id: replica_id(),
+        writable_since: None,
+        lease_ttl: opts.lease_ttl,
         on_loaded,
     }
-    .run(opts.expire_every)
+    .run(tail, opts.expire_every)
     .await
 }
 
@@ -254,47 +267,48 @@ struct Partition {
     shares: kv::Store,
     members: kv::Store,
     replica: Replica,
-    /// Gateways that put a session since the current lease listing started: a gateway
-    /// that started after the listing has a lease the listing did not see.
+    /// Gateways that put a session since the current lease check started: a gateway
+    /// that started after the check has a lease the check may not have seen.
     recent: BTreeSet<String>,
+    /// This replica's own key in the members bucket, written at every lease check.
+    id: String,
+    /// Since when this replica's own lease writes have all succeeded. A gateway whose
+    /// lease is missing is taken for dead only once the bucket has taken writes for a
+    /// whole lease: while it could not (a NATS server lost, its raft election running),
+    /// no gateway could refresh its lease either, and expiring them all then would drop
+    /// every file of the network.
+    writable_since: Option<Instant>,
+    lease_ttl: Duration,
     on_loaded: Box<dyn Fn(Loaded) + Send>,
 }
 
+/// What the reader of the partition's bucket sends the replica's task.
+enum Read {
+    Change(Change),
+    /// Every change stored when the replica started has been sent.
+    CaughtUp,
+}
+
+/// How often a caught-up reader looks for new changes.
+const POLL: Duration = Duration::from_millis(20);
+
 impl Partition {
-    async fn run(mut self, expire_every: Duration) -> Result<(), Error> {
+    async fn run(mut self, tail: Tail, expire_every: Duration) -> Result<(), Error> {
         let started = Instant::now();
-        // Empty bucket: nothing to replay. Otherwise the watch's last replayed entry
-        // (delta 0) ends the replay: its messages cannot go away meanwhile.
-        let stored = match self.shares.status().await {
-            Ok(status) => status.values(),
-            Err(e) => return Err(Error::Kv(format!("status of partition {}: {e}", self.k))),
-        };
-        let mut last_revision = 0;
-        let mut entries = self.watch(last_revision).await;
+        let (changes_tx, mut changes) = mpsc::channel(4096);
+        tokio::spawn(read(tail, self.k, changes_tx));
         let mut requests = None;
-        if stored == 0 {
-            requests = Some(self.ready(started).await?);
-        }
         let mut tick = tokio::time::interval(expire_every);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let (alive_tx, mut alive_rx) = mpsc::channel(1);
-        let mut listing = false;
+        let mut checking = false;
         let mut out = Vec::new();
         loop {
             tokio::select! {
-                entry = entries.next() => match entry {
-                    None => {
-                        tracing::warn!("partition {}: KV watch ended; watching again", self.k);
-                        entries = self.watch(last_revision).await;
-                    }
-                    Some(Err(e)) => tracing::warn!("partition {}: KV watch: {e}", self.k),
-                    Some(Ok(entry)) => {
-                        last_revision = entry.revision;
-                        self.apply(&entry);
-                        if requests.is_none() && entry.delta == 0 {
-                            requests = Some(self.ready(started).await?);
-                        }
-                    }
+                read = changes.recv() => match read {
+                    Some(Read::Change(change)) => self.apply(&change),
+                    Some(Read::CaughtUp) => requests = Some(self.ready(started).await?),
+                    None => return Err(Error::Kv("the partition's reader stopped".into())),
                 },
                 Some(request) = next_request(&mut requests) => {
                     out.clear();
@@ -309,53 +323,38 @@ impl Partition {
                         }
                     }
                 },
-                _ = tick.tick(), if !listing => {
-                    listing = true;
+                _ = tick.tick(), if !checking => {
+                    checking = true;
                     self.recent.clear();
-                    tokio::spawn(list_alive(self.members.clone(), alive_tx.clone()));
+                    let check = LeaseCheck {
+                        members: self.members.clone(),
+                        own: self.id.clone(),
+                        gateways: self.replica.gateways(),
+                    };
+                    tokio::spawn(check.run(alive_tx.clone()));
                 },
-                Some(alive) = alive_rx.recv() => {
-                    listing = false;
-                    if let Some(alive) = alive {
-                        self.expire(alive);
-                    }
+                Some(checked) = alive_rx.recv() => {
+                    checking = false;
+                    self.leases_checked(checked);
                 },
             }
         }
     }
 
-    /// Watches the partition's bucket: every key's current value first, then changes;
-    /// after an ended watch, every change since the last one applied.
-    async fn watch(&self, after: u64) -> kv::Watch {
-        loop {
-            let watch = match after {
-                0 => self.shares.watch_with_history(">").await,
-                n => self.shares.watch_all_from_revision(n + 1).await,
-            };
-            match watch {
-                Ok(watch) => return watch,
-                Err(e) => {
-                    tracing::warn!("partition {}: KV watch: {e}; trying again", self.k);
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }
-    }
-
-    fn apply(&mut self, entry: &kv::Entry) {
-        match entry.operation {
-            Operation::Put => match self.replica.put(&entry.key, &entry.value) {
+    fn apply(&mut self, change: &Change) {
+        match change.operation {
+            Operation::Put => match self.replica.put(&change.key, &change.value) {
                 Ok(_) => {
-                    if let Some(g) = gateway_of(&entry.key) {
+                    if let Some(g) = gateway_of(&change.key) {
                         if !self.recent.contains(g) {
                             self.recent.insert(g.to_owned());
                         }
                     }
                 }
-                Err(e) => tracing::warn!("partition {}: KV {}: {e}: skipped", self.k, entry.key),
+                Err(e) => tracing::warn!("partition {}: KV {}: {e}: skipped", self.k, change.key),
             },
             Operation::Delete | Operation::Purge => {
-                self.replica.delete(&entry.key);
+                self.replica.delete(&change.key);
             }
         }
     }
@@ -391,8 +390,27 @@ impl Partition {
         Ok(requests)
     }
 
-    /// Drops the sessions of gateways without a lease, here and in KV.
-    fn expire(&mut self, mut alive: BTreeSet<String>) {
+    /// Acts on a lease check: drops the sessions of gateways without a lease, here and
+    /// in KV, once the bucket has been writable for a whole lease.
+    fn leases_checked(&mut self, checked: Checked) {
+        let Checked { own_written, alive } = checked;
+        if !own_written {
+            if self.writable_since.take().is_some() {
+                tracing::warn!(
+                    "partition {}: the leases bucket takes no writes: no gateway expires \
+                     until it does",
+                    self.k
+                );
+            }
+            return;
+        }
+        let since = *self.writable_since.get_or_insert_with(Instant::now);
+        let Some(mut alive) = alive else {
+            return;
+        };
+        if since.elapsed() < self.lease_ttl {
+            return;
+        }
         alive.extend(self.recent.iter().cloned());
         let gone = self.replica.expire(&alive);
         if gone.is_empty() {
@@ -414,31 +432,95 @@ impl Partition {
     }
 }
 
+/// Reads the partition's bucket from its start, then every change as it comes.
+async fn read(mut tail: Tail, k: u32, to: mpsc::Sender<Read>) {
+    let mut caught_up = false;
+    loop {
+        match tail.next().await {
+            Ok(Some(change)) => {
+                if to.send(Read::Change(change)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {
+                if !caught_up {
+                    caught_up = true;
+                    if to.send(Read::CaughtUp).await.is_err() {
+                        return;
+                    }
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            Err(e) => {
+                tracing::warn!("partition {k}: {e}; trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// One look at the leases of the gateways a replica holds sessions of.
+struct LeaseCheck {
+    members: kv::Store,
+    own: String,
+    gateways: Vec<String>,
+}
+
+/// What a lease check found.
+struct Checked {
+    /// Whether the replica's own lease write succeeded.
+    own_written: bool,
+    /// The gateways with a lease; `None` when they could not be looked up.
+    alive: Option<BTreeSet<String>>,
+}
+
+impl LeaseCheck {
+    /// Writes the replica's own key, then looks up each gateway's key (direct gets: no
+    /// consumer, see `tail`).
+    async fn run(self, to: mpsc::Sender<Checked>) {
+        let limit = Duration::from_secs(5);
+        let own = self.members.put(&self.own, "index".into());
+        let own_written = matches!(tokio::time::timeout(limit, own).await, Ok(Ok(_)));
+        let lookups = self.gateways.iter().map(|g| self.members.entry(g.as_str()));
+        let found = tokio::time::timeout(limit, futures_util::future::join_all(lookups)).await;
+        let alive = found.ok().and_then(|found| {
+            let mut alive = BTreeSet::new();
+            for (gateway, entry) in self.gateways.iter().zip(found) {
+                if entry.ok()?.is_some_and(|e| e.operation == Operation::Put) {
+                    alive.insert(gateway.clone());
+                }
+            }
+            Some(alive)
+        });
+        if alive.is_none() {
+            tracing::warn!(
+                "the gateways' leases could not be looked up: nothing expired this round"
+            );
+        }
+        let _ = to.send(Checked { own_written, alive }).await;
+    }
+}
+
+/// A replica's key in the members bucket: `r` and 16 hex digits (gateways' start with
+/// `g`).
+fn replica_id() -> String {
+    let mut h = blake3::Hasher::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    h.update(&now.as_nanos().to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    let mut id = String::from("r");
+    for b in &h.finalize().as_bytes()[..8] {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
 /// The next search request, once subscribed.
 async fn next_request(requests: &mut Option<Subscriber>) -> Option<async_nats::Message> {
     match requests {
         Some(requests) => requests.next().await,
         None => std::future::pending().await,
     }
-}
-
-/// The gateways with a lease, or `None` when they could not be listed (then nothing is
-/// expired this round).
-async fn list_alive(members: kv::Store, to: mpsc::Sender<Option<BTreeSet<String>>>) {
-    let list = async {
-        let mut keys = members.keys().await.ok()?;
-        let mut alive = BTreeSet::new();
-        while let Some(key) = keys.next().await {
-            alive.insert(key.ok()?);
-        }
-        Some(alive)
-    };
-    let alive = tokio::time::timeout(Duration::from_secs(5), list)
-        .await
-        .ok()
-        .flatten();
-    if alive.is_none() {
-        tracing::warn!("the gateways' leases could not be listed: nothing expired this round");
-    }
-    let _ = to.send(alive).await;
 }

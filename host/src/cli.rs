@@ -298,7 +298,16 @@ servidor
 
     #[test]
     fn a_replica_names_its_partition() {
-        let parse = |p: &str| Cli::try_parse_from(["napshare", "index", "--nats", "nats://a:1,nats://b:2", "--partition", p]);
+        let parse = |p: &str| {
+            Cli::try_parse_from([
+                "napshare",
+                "index",
+                "--nats",
+                "nats://a:1,nats://b:2",
+                "--partition",
+                p,
+            ])
+        };
         let Some(Mode::Index(args)) = parse("1/4").unwrap().mode else {
             panic!("not index");
         };

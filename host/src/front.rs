@@ -11,8 +11,8 @@ use crate::lang::Lang;
 use std::net::SocketAddr;
 
 use napshare_core::client::{Client, ClientConfig, DownloadId, FileError, SharedFile};
-use napshare_core::hash::PieceHashes;
 use napshare_core::cluster::Merged;
+use napshare_core::hash::PieceHashes;
 use napshare_core::server::SearchToken;
 use napshare_core::ConnId;
 

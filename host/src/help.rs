@@ -95,6 +95,18 @@ Examples:
   napshare completions fish > ~/.config/fish/completions/napshare.fish
   napshare completions powershell >> $PROFILE";
 
+/// After `napshare index --help`.
+pub const INDEX: &str = "\
+Examples:
+  napshare index --nats nats://127.0.0.1:4222 --partition 0/2
+  napshare index --nats nats://10.0.0.1:4222,nats://10.0.0.2:4222 --partition 1/2
+
+Holds partition K of P of the cluster's index in memory, rebuilt from NATS JetStream at
+start, and answers the gateways' searches for it. Start one or more replicas of every
+partition (all with the same P); replicas of one partition share its searches and stand in
+for each other. Prints \"partition K/P ready\" once it has caught up. Runs until stopped
+with SIGINT or SIGTERM.";
+
 #[cfg(test)]
 mod tests {
     use napshare_core::client::exit;
@@ -112,15 +124,3 @@ mod tests {
         }
     }
 }
-
-/// After `napshare index --help`.
-pub const INDEX: &str = "\
-Examples:
-  napshare index --nats nats://127.0.0.1:4222 --partition 0/2
-  napshare index --nats nats://10.0.0.1:4222,nats://10.0.0.2:4222 --partition 1/2
-
-Holds partition K of P of the cluster's index in memory, rebuilt from NATS JetStream at
-start, and answers the gateways' searches for it. Start one or more replicas of every
-partition (all with the same P); replicas of one partition share its searches and stand in
-for each other. Prints \"partition K/P ready\" once it has caught up. Runs until stopped
-with SIGINT or SIGTERM.";

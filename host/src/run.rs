@@ -11,11 +11,11 @@ use napshare_core::server::ServerConfig;
 
 use crate::cli::{ask_mode, Cli, ClientArgs, IndexArgs, Mode, ServerArgs};
 use crate::ServerSetup;
-use napshare_cluster::{GatewayOptions, ReplicaOptions};
 use crate::{
     init_logs, lang_from_env, on_stop_signal, oneshot, resolve_server, scan_shared, ClientSetup,
     HashCache, Say, ScanBar,
 };
+use napshare_cluster::{GatewayOptions, ReplicaOptions};
 use napshare_core::wire::CLASSIC_PEER_PORT;
 
 /// An event loop that can drive the core's state machines.
@@ -95,7 +95,8 @@ fn server<R: Runtime>(args: &ServerArgs, lang: Lang) -> Result<ExitCode, String>
     };
     let cluster = (!args.nats.is_empty()).then(|| GatewayOptions {
         deadline: std::time::Duration::from_millis(args.search_deadline),
-        ..GatewayOptions::new(args.nats.clone())
+        urls: args.nats.clone(),
+        ..GatewayOptions::default()
     });
     let setup = ServerSetup { config, cluster };
     R::run_server(listener, setup).map_err(|e| Say::ServerStopped(e.to_string()).text(lang))?;

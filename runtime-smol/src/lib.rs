@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use napshare_core::{ConnId, Transmit};
-use napshare_host::{
-    turn, ClientSetup, Happened, Node, Runtime, ServerSetup, Sockets, Upload,
-};
+use napshare_host::{turn, ClientSetup, Happened, Node, Runtime, ServerSetup, Sockets, Upload};
 use smol::channel::{self, Sender};
 use smol::{future, Async, LocalExecutor, Timer};
 

@@ -16,6 +16,11 @@ use napshare_tests::node::{
 /// plus a KV write and a watch, on a loaded machine.
 const SPREAD: Duration = Duration::from_secs(10);
 
+/// How long a change may take when a NATS server was just lost: the streams it led
+/// elect a new leader first (raft: 4-9 s), and watches notice a lost consumer by its
+/// missed heartbeats.
+const SPREAD_AFTER_LOSS: Duration = Duration::from_secs(30);
+
 /// The lease bound of the design (6 s lease + 1 s poll), with room for a loaded machine.
 const LEASE_BOUND: Duration = Duration::from_secs(7);
 const LEASE_SLACK: Duration = Duration::from_secs(5);
@@ -37,7 +42,9 @@ fn one_network_across_gateways_through_failures() {
     let mut nats = NatsCluster::start();
     let mut net = ClusterNet::start(&nats.url_list(), &[Runtime::Mio, Runtime::Smol], 2, 2);
     let (a, b) = (net.gateway(0), net.gateway(1));
-    let contents: Vec<Vec<u8>> = (0..6).map(|i| test_data(20_000 + i * 1000, i as u64)).collect();
+    let contents: Vec<Vec<u8>> = (0..6)
+        .map(|i| test_data(20_000 + i * 1000, i as u64))
+        .collect();
     let names: Vec<String> = (0..6).map(|i| format!("song-{i}.bin")).collect();
     let mut sharers: Vec<ClientProc> = (0..6)
         .map(|i| {
@@ -80,7 +87,11 @@ fn one_network_across_gateways_through_failures() {
     drop(net.replicas[0].remove(0));
     std::thread::sleep(Duration::from_millis(500));
     for _ in 0..5 {
-        assert_eq!(search_names(b, "song-").0, left, "complete with one replica gone");
+        assert_eq!(
+            search_names(b, "song-").0,
+            left,
+            "complete with one replica gone"
+        );
     }
 
     // Both replicas of partition 1 die: what partition 0 has comes back, on time.
@@ -88,7 +99,11 @@ fn one_network_across_gateways_through_failures() {
     std::thread::sleep(Duration::from_millis(500));
     let (partial, took) = search_names(b, "song-");
     assert!(partial.is_subset(&left), "{partial:?}");
-    eprintln!("a search with a partition gone: {} of {} files in {took:?}", partial.len(), left.len());
+    eprintln!(
+        "a search with a partition gone: {} of {} files in {took:?}",
+        partial.len(),
+        left.len()
+    );
     assert!(
         net.gateways[1].out.stderr().contains("partial"),
         "the gateway says the result was partial:\n{}",
@@ -104,8 +119,28 @@ fn one_network_across_gateways_through_failures() {
     let late = ClientProc::joined(Runtime::Mio, a, &[("late.bin", b"late")]);
     let mut now_all = left.clone();
     now_all.insert("late.bin".into());
-    let (found, ok) = search_until(b, "", SPREAD, |n| *n == now_all);
+    let lost = Instant::now();
+    let mut vanished = None;
+    let (found, ok) = search_until(b, "", SPREAD_AFTER_LOSS, |n| {
+        if !n.is_superset(&left) && vanished.is_none() {
+            vanished = Some(n.clone());
+        }
+        *n == now_all
+    });
+    eprintln!(
+        "with a NATS server lost, a new share spread in {:?}",
+        lost.elapsed()
+    );
+    if !ok {
+        for g in &net.gateways {
+            eprintln!("{}", g.out.transcript());
+        }
+        for r in net.replicas.iter().flatten() {
+            eprintln!("{}", r.out.transcript());
+        }
+    }
     assert!(ok, "nothing lost with a NATS server gone: {found:?}");
+    assert_eq!(vanished, None, "no file went missing meanwhile");
     drop(late);
 }
 
@@ -139,6 +174,9 @@ fn the_files_of_a_dead_or_frozen_gateway_leave_within_the_lease() {
     });
     let took = started.elapsed();
     net.gateways[2].signal("CONT");
-    assert!(ok, "only the live gateway's files left after {took:?}: {found:?}");
+    assert!(
+        ok,
+        "only the live gateway's files left after {took:?}: {found:?}"
+    );
     eprintln!("a dead and a frozen gateway's files were gone after {took:?}");
 }

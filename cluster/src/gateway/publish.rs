@@ -17,9 +17,11 @@ use tokio::task::JoinHandle;
 use super::setup::{Ready, Shares};
 use super::ShareUpdate;
 
-/// Tries per change before it is given up (NATS stayed away; the host shares every
-/// session again when it is back).
-const TRIES: u32 = 5;
+/// The longest wait between two tries of one change. A change is tried until it is
+/// written or a newer change of its session replaces it: a stream whose server died has
+/// no leader for up to 9 s (raft's election), and a list given up then would be missing
+/// from the index until the session changed again.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Sessions whose key may be in KV: session -> (key, partition). What a clean exit
 /// deletes.
@@ -134,13 +136,17 @@ async fn publish_one(
         None if !live.lock().is_ok_and(|l| l.contains_key(&session)) => return,
         None => {}
     }
-    for attempt in 0..TRIES {
+    let mut attempt: u32 = 0;
+    loop {
         let result = match &value {
             Some(value) => put(store, &key, value.clone()).await,
             None => store.delete(&key).await.map_err(|e| e.to_string()),
         };
         match result {
             Ok(()) => {
+                if attempt > 0 {
+                    tracing::info!("KV {key}: written after {} tries", attempt + 1);
+                }
                 if value.is_none() {
                     if let Ok(mut live) = live.lock() {
                         live.remove(&session);
@@ -148,12 +154,13 @@ async fn publish_one(
                 }
                 return;
             }
-            Err(e) if attempt + 1 == TRIES => {
-                tracing::error!("KV {key}: {e}; given up after {TRIES} tries")
-            }
             Err(e) => {
-                tracing::warn!("KV {key}: {e}; trying again");
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                if attempt.is_multiple_of(10) {
+                    tracing::warn!("KV {key}: {e}; trying again");
+                }
+                let backoff = Duration::from_millis(200u64 << attempt.min(4)).min(MAX_BACKOFF);
+                tokio::time::sleep(backoff).await;
+                attempt += 1;
                 if shard.has(session) {
                     return; // a newer change of this session replaces this one
                 }

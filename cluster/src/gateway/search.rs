@@ -35,7 +35,17 @@ impl Ask {
                 let until = Instant::now() + self.deadline;
                 let asks =
                     (0..self.partitions).map(|k| ask(&self.client, k, payload.clone(), until));
-                merge(futures_util::future::join_all(asks).await, limit)
+                let answers = futures_util::future::join_all(asks).await;
+                let missing: Vec<usize> = (answers.iter().enumerate())
+                    .filter_map(|(k, a)| a.is_none().then_some(k))
+                    .collect();
+                if !missing.is_empty() {
+                    tracing::warn!(
+                        "partial search result: partitions {missing:?} did not answer within {:?}",
+                        self.deadline
+                    );
+                }
+                merge(answers, limit)
             }
             Err(e) => {
                 tracing::warn!("search {:?} not sent: {e}", request.pattern);

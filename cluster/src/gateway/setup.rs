@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
-use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -89,58 +88,51 @@ impl Ready {
     }
 }
 
-/// Watches key `partitions`; the first valid value is P for the gateway's life.
+/// Reads key `partitions` until it holds a count, which is P for the gateway's life; then
+/// now and then again, to say so if it changed. A direct get, not a watch: see `tail`.
 async fn learn_partitions(js: jetstream::Context, shares: watch::Sender<Option<Arc<Shares>>>) {
     let config = ensure_retrying(&js, buckets::config_bucket()).await;
     let mut known: Option<u32> = None;
+    let mut failing = false;
     loop {
-        let mut entries = match config.watch_with_history(PARTITIONS_KEY).await {
-            Ok(entries) => entries,
+        let wait = if known.is_some() { 10_000 } else { 250 };
+        match config.entry(PARTITIONS_KEY).await {
             Err(e) => {
-                tracing::warn!("watch of the partition count: {e}; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        while let Some(entry) = entries.next().await {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    tracing::warn!("watch of the partition count: {e}");
-                    continue;
+                if !failing {
+                    tracing::warn!("read of the partition count: {e}; retrying");
+                    failing = true;
                 }
-            };
-            if entry.operation != kv::Operation::Put {
-                continue;
             }
-            let Some(p) = parse_partitions(&entry.value) else {
-                tracing::warn!(
-                    "key `partitions` holds {:?}, not a count: ignored",
-                    String::from_utf8_lossy(&entry.value)
-                );
-                continue;
-            };
-            match known {
-                Some(k) if k == p => {}
-                Some(k) => tracing::error!(
-                    "the partition count changed from {k} to {p}: this gateway keeps {k}; \
-                     restart every gateway and replica with one count"
-                ),
-                None => {
-                    let mut stores = Vec::with_capacity(p as usize);
-                    for k in 0..p {
-                        stores.push(ensure_retrying(&js, buckets::shares_bucket(k)).await);
+            Ok(None) => failing = false,
+            Ok(Some(entry)) if entry.operation != kv::Operation::Put => failing = false,
+            Ok(Some(entry)) => {
+                failing = false;
+                match (known, parse_partitions(&entry.value)) {
+                    (_, None) => tracing::warn!(
+                        "key `partitions` holds {:?}, not a count: ignored",
+                        String::from_utf8_lossy(&entry.value)
+                    ),
+                    (Some(k), Some(p)) if k == p => {}
+                    (Some(k), Some(p)) => tracing::error!(
+                        "the partition count changed from {k} to {p}: this gateway keeps {k}; \
+                         restart every gateway and replica with one count"
+                    ),
+                    (None, Some(p)) => {
+                        let mut stores = Vec::with_capacity(p as usize);
+                        for k in 0..p {
+                            stores.push(ensure_retrying(&js, buckets::shares_bucket(k)).await);
+                        }
+                        known = Some(p);
+                        tracing::info!("the cluster has {p} partitions");
+                        shares.send_replace(Some(Arc::new(Shares {
+                            partitions: p,
+                            stores,
+                        })));
                     }
-                    known = Some(p);
-                    tracing::info!("the cluster has {p} partitions");
-                    shares.send_replace(Some(Arc::new(Shares {
-                        partitions: p,
-                        stores,
-                    })));
                 }
             }
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(wait)).await;
     }
 }
 

@@ -119,6 +119,20 @@ impl Replica {
         dead
     }
 
+    /// The gateways holding at least one of the sessions, each once: whose leases to
+    /// check.
+    pub fn gateways(&self) -> Vec<String> {
+        let mut gateways: Vec<String> = Vec::new();
+        for key in self.sessions.keys() {
+            let Some(g) = gateway_of(key) else { continue };
+            // Keys are sorted, so one gateway's sessions are next to each other.
+            if gateways.last().is_none_or(|last| last != g) {
+                gateways.push(g.to_owned());
+            }
+        }
+        gateways
+    }
+
     /// Sessions with at least one file.
     pub fn sessions(&self) -> usize {
         self.sessions.len()
@@ -213,6 +227,7 @@ mod tests {
         r.put("ga.1", &list("10.0.0.1", &["x1"])).unwrap();
         r.put("ga.2", &list("10.0.0.1", &["x2"])).unwrap();
         r.put("gb.1", &list("10.0.0.2", &["x3"])).unwrap();
+        assert_eq!(r.gateways(), ["ga", "gb"]);
         let alive: BTreeSet<String> = ["gb".to_owned()].into();
         assert_eq!(r.expire(&alive), ["ga.1", "ga.2"]);
         assert_eq!(names(&find(&r, "x", 10)), ["x3"]);

@@ -101,7 +101,7 @@ pub fn search_until(
     server: SocketAddr,
     pattern: &str,
     within: Duration,
-    want: impl Fn(&BTreeSet<String>) -> bool,
+    mut want: impl FnMut(&BTreeSet<String>) -> bool,
 ) -> (BTreeSet<String>, bool) {
     let deadline = Instant::now() + within;
     loop {

@@ -339,3 +339,38 @@ fn a_gateway_without_nats_starts_answers_empty_and_stops_promptly() {
     gw.shutdown();
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 }
+
+/// Whatever else writes into a partition's bucket or asks its subject, a replica logs and
+/// skips what it cannot read, and goes on answering.
+#[test]
+fn malformed_values_and_requests_are_skipped() {
+    let Some(nats) = Nats::start() else { return };
+    let p0 = replica(&nats, 0, 1);
+    let (gw, rx) = gateway(&nats);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(&nats.url).await.unwrap();
+        let js = async_nats::jetstream::new(client.clone());
+        let kv = js.get_key_value("shares-p0").await.unwrap();
+        let mut good = Vec::new();
+        list("10.0.0.3", &["forged.txt"]).encode(&mut good).unwrap();
+        kv.put("gjunk.1", "not a share list".into()).await.unwrap();
+        kv.put("no-session-number", good.into()).await.unwrap();
+        let asked = client.request("search.p0", "not a request".into());
+        let reply = tokio::time::timeout(Duration::from_millis(500), asked).await;
+        assert!(
+            !matches!(reply, Ok(Ok(_))),
+            "no answer to a malformed request"
+        );
+    });
+    gw.share(ShareUpdate {
+        session: 1,
+        list: Some(list("10.0.0.1", &["fine.txt"])),
+    });
+    let m = search_until(&gw, &rx, ".txt", |m| !m.hits.is_empty());
+    assert_eq!(names(&m), ["fine.txt"], "only the well-formed list");
+    assert!(!p0.is_finished(), "the replica still runs");
+}

@@ -30,10 +30,11 @@
 //! }
 //! ```
 //!
-//! A server configured with [`IndexAt::Driver`](server::IndexAt::Driver) adds one output
-//! to drain, `poll_search` (a search for the driver to answer, say from a whole cluster),
-//! and one input, `handle_search_answer(now, token, merged)`, fed after the drain like
-//! any other; the asking connection's later requests wait for it, in order.
+//! A server configured with [`IndexAt::Driver`](server::IndexAt::Driver) (a cluster
+//! gateway) adds two outputs to drain, `poll_search` (a search for the driver to answer,
+//! say from a whole cluster) and `poll_share` (a session's whole share list to publish, or
+//! its end), and one input, `handle_search_answer(now, token, merged)`, fed after the
+//! drain like any other; the asking connection's later requests wait for it, in order.
 //!
 //! The client's loop is the same, with more kinds of output and of input. Two rules keep
 //! its bytes in order:

@@ -413,12 +413,22 @@ impl NatsCluster {
     /// Starts the killed node `i` again on the same ports and store, and waits until the
     /// cluster is ready again as in [`start`](Self::start).
     pub fn restart(&mut self, i: usize) {
-        assert!(!self.is_running(i), "restart: n{i} is still running");
-        self.spawn_node(i);
+        self.restart_all(&[i]);
+    }
+
+    /// Starts the stopped nodes `nodes` again together (as after an outage of all of
+    /// them: one alone would wait for the others' routes), then waits until ready.
+    pub fn restart_all(&mut self, nodes: &[usize]) {
+        for &i in nodes {
+            assert!(!self.is_running(i), "restart: n{i} is still running");
+            self.spawn_node(i);
+        }
         match self.wait_ready(Instant::now() + NATS_TIMEOUT) {
             Ok(()) => {}
-            Err(NotReady::Exited(j)) => self.fail(&format!("n{j} exited after restarting n{i}")),
-            Err(NotReady::TimedOut(what)) => self.fail(&format!("restarting n{i}: {what}")),
+            Err(NotReady::Exited(j)) => {
+                self.fail(&format!("n{j} exited after restarting {nodes:?}"))
+            }
+            Err(NotReady::TimedOut(what)) => self.fail(&format!("restarting {nodes:?}: {what}")),
         }
     }
 

@@ -180,3 +180,39 @@ fn the_files_of_a_dead_or_frozen_gateway_leave_within_the_lease() {
     );
     eprintln!("a dead and a frozen gateway's files were gone after {took:?}");
 }
+
+/// NATS gone altogether: a gateway answers searches at once with nothing (and says why in
+/// its log) instead of hanging its clients; when NATS is back, every file is found again
+/// without anyone sharing anew.
+#[test]
+fn a_whole_nats_outage_is_survived() {
+    if !require_nats() {
+        return;
+    }
+    let mut nats = NatsCluster::start();
+    let net = ClusterNet::start(&nats.url_list(), &[Runtime::Smol, Runtime::Mio], 2, 1);
+    let (a, b) = (net.gateway(0), net.gateway(1));
+    let _x = ClientProc::joined(Runtime::Mio, a, &[("x.txt", b"x")]);
+    let _y = ClientProc::joined(Runtime::Smol, b, &[("y.txt", b"y")]);
+    let both = set(&["x.txt", "y.txt"]);
+    let (found, ok) = search_until(b, ".txt", SPREAD, |n| *n == both);
+    assert!(ok, "{found:?}");
+
+    for i in 0..3 {
+        nats.kill(i);
+    }
+    let (during, took) = search_names(a, ".txt");
+    assert!(during.is_empty(), "{during:?}");
+    eprintln!("a search with NATS down answered in {took:?}");
+    assert!(
+        net.gateways[0].out.stderr().contains("NATS unreachable"),
+        "{}",
+        net.gateways[0].out.transcript()
+    );
+    // Sessions go on meanwhile, and what is shared during the outage arrives after it.
+    let _z = ClientProc::joined(Runtime::Mio, a, &[("z.txt", b"z")]);
+    nats.restart_all(&[0, 1, 2]);
+    let all = set(&["x.txt", "y.txt", "z.txt"]);
+    let (found, ok) = search_until(a, ".txt", SPREAD_AFTER_LOSS, |n| *n == all);
+    assert!(ok, "every file again after NATS came back: {found:?}");
+}

@@ -1,5 +1,5 @@
 //! What a napshare cluster adds to the protocol (the team's SCALE-OUT.md): where a
-//! session's share list lives ([`keys`]), one partition's index ([`Replica`]), partitions'
+//! session's share list lives (`keys`), one partition's index ([`Replica`]), partitions'
 //! answers to a search as data and their merge; share lists, searches and answers in a
 //! versioned binary encoding ([`codec`]). The NATS adapter (crate `napshare-cluster`)
 //! moves these between gateways and index replicas; nothing here does I/O.

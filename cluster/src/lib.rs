@@ -1,7 +1,7 @@
 //! napshare on a NATS JetStream cluster (the team's SCALE-OUT.md): the gateway's side
 //! ([`Gateway`]: share lists published to KV, searches scattered to the partitions and
-//! gathered) and the index replica's ([`run_replica`]: one partition's index built from a
-//! KV watch, answering its queue group).
+//! gathered) and the index replica's ([`run_replica`]: one partition's index built from
+//! its KV bucket, read in order with direct gets (see `tail`), answering its queue group).
 //!
 //! The only crate with tokio and async-nats. Its API is synchronous: the gateway runs its
 //! own runtime on its own thread and talks to the host through a bounded channel one way
@@ -22,7 +22,8 @@ pub use replica::{run_replica, spawn_replica, Loaded, ReplicaOptions, ReplicaThr
 pub const CONFIG_BUCKET: &str = "napshare";
 /// Key of the number of partitions in [`CONFIG_BUCKET`].
 pub const PARTITIONS_KEY: &str = "partitions";
-/// Bucket of the gateways' leases: key = gateway id, expired by the bucket's `max_age`.
+/// Bucket of the leases: key = a gateway's id (or a replica's, written to tell whether the
+/// bucket takes writes), expired by the bucket's `max_age`.
 pub const MEMBERS_BUCKET: &str = "members";
 
 /// The KV bucket of partition `k`'s share lists.

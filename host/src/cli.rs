@@ -11,6 +11,10 @@ use crate::lang::Lang;
 use crate::lang::Localize;
 use crate::Say;
 
+/// `--idle-timeout`'s default: the core's, chosen so that a frozen client leaves the index
+/// within [`napshare_core::server::FROZEN_BOUND`].
+const DEFAULT_IDLE_SECS: u64 = napshare_core::server::DEFAULT_IDLE_TIMEOUT.as_secs();
+
 /// napshare: a Napster-style peer-to-peer file sharer.
 ///
 /// Run one index server, then any number of clients; clients search the server and
@@ -66,9 +70,10 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 10)]
     pub join_timeout: u64,
     /// Seconds a napshare client may stay silent (it pings every third of this) before it
-    /// is taken for gone and its files leave the index; 0 never. Classic clients, which
-    /// cannot ping, are never timed out.
-    #[arg(long, default_value_t = 60)]
+    /// is taken for gone and its files leave the index: a frozen or unplugged client is
+    /// gone from searches within this time; 0 never. Classic clients, which cannot ping,
+    /// are never timed out.
+    #[arg(long, default_value_t = DEFAULT_IDLE_SECS)]
     pub idle_timeout: u64,
     /// Most connections open at once; more are closed as they come.
     #[arg(long, default_value_t = 16_384)]
@@ -205,7 +210,7 @@ impl ServerArgs {
             max_files: 10_000,
             max_line: napshare_core::wire::MAX_LINE,
             join_timeout: 10,
-            idle_timeout: 60,
+            idle_timeout: DEFAULT_IDLE_SECS,
             max_connections: 16_384,
             max_queued: 1 << 20,
             nats: Vec::new(),
@@ -266,6 +271,18 @@ pub fn ask_mode(lang: Lang, input: &mut impl BufRead, output: &mut impl Write) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_idle_timeout_is_the_cores() {
+        let cli = Cli::try_parse_from(["napshare", "server"]).unwrap();
+        let Some(Mode::Server(args)) = cli.mode else {
+            panic!("not a server: {cli:?}");
+        };
+        let secs = std::time::Duration::from_secs(args.idle_timeout);
+        assert_eq!(secs, napshare_core::server::DEFAULT_IDLE_TIMEOUT);
+        assert!(secs <= napshare_core::server::FROZEN_BOUND);
+        assert_eq!(ServerArgs::new(args.listen).idle_timeout, args.idle_timeout);
+    }
 
     #[test]
     fn asks_until_it_understands() {

@@ -11,8 +11,9 @@
 //! that disconnects without `LEAVE` stays listed. `FILE` lines show that IP only, never a
 //! port. Unknown commands get no reply.
 //!
-//! [`Knobs`] vary what other classic servers do differently: no `ENDSEARCH`, no `\n` after
-//! the last line of a reply, and a reply in one write rather than one write per line.
+//! [`Knobs`] vary what other classic servers do differently: no `ENDSEARCH`, no `NORESULT`
+//! (with neither, a search that matches nothing gets no reply at all), no `\n` after the
+//! last line of a reply, and a reply in one write rather than one write per line.
 //!
 //! Plain threads and blocking std sockets: this is test code.
 
@@ -28,6 +29,9 @@ use std::time::{Duration, Instant};
 pub struct Knobs {
     /// End every search reply with `ENDSEARCH` (the seed does).
     pub end_search: bool,
+    /// Answer a search that matches nothing with `NORESULT` (the seed does). Without it and
+    /// without `end_search`, such a search gets no reply at all.
+    pub no_result: bool,
     /// End the last line of every reply with `\n` (the seed does); without it a reply such
     /// as `CONFIRMJOIN` arrives with no line ending at all.
     pub final_newline: bool,
@@ -40,8 +44,17 @@ impl Knobs {
     /// Exactly the seed.
     pub const SEED: Self = Self {
         end_search: true,
+        no_result: true,
         final_newline: true,
         one_segment: false,
+    };
+
+    /// A server that never ends a search: the matching `FILE` lines, and nothing at all
+    /// when nothing matches.
+    pub const NEVER_ENDS: Self = Self {
+        end_search: false,
+        no_result: false,
+        ..Self::SEED
     };
 }
 
@@ -280,13 +293,15 @@ fn session(
                             .map(move |f| format!("FILE {} {owner} {}", f.name, f.size))
                     })
                     .collect();
-                if lines.is_empty() {
+                if lines.is_empty() && knobs.no_result {
                     lines.push("NORESULT".to_owned());
                 }
                 if knobs.end_search {
                     lines.push("ENDSEARCH".to_owned());
                 }
-                reply(stream, knobs, &lines)?;
+                if !lines.is_empty() {
+                    reply(stream, knobs, &lines)?;
+                }
             }
             ["LEAVE"] => {
                 lock(state).files.retain(|(owner, _)| *owner != ip);
@@ -357,6 +372,7 @@ mod tests {
     fn knobs_change_only_the_framing() {
         let knobs = Knobs {
             end_search: false,
+            no_result: true,
             final_newline: false,
             one_segment: true,
         };
@@ -371,6 +387,19 @@ mod tests {
         );
         ask(&mut w, "SEARCH zzz\n", "NORESULT");
         ask(&mut w, "LEAVE\n", "CONFIRMLEAVE");
+        w.expect_eof();
+    }
+
+    #[test]
+    fn a_server_that_never_ends_a_search_sends_nothing_for_no_match() {
+        let (server, mut w) = start(Knobs::NEVER_ENDS);
+        ask(&mut w, "JOIN x\n", "CONFIRMJOIN\n");
+        ask(&mut w, "CREATEFILE a.txt 1\n", "CONFIRMCREATEFILE a.txt\n");
+        ask(&mut w, "SEARCH .txt\n", "FILE a.txt 127.0.0.1 1\n");
+        w.send("SEARCH zzz\n");
+        // No reply: wait until it was read, or the next request would be read with it.
+        server.wait_received(4, crate::node::TIMEOUT);
+        ask(&mut w, "LEAVE\n", "CONFIRMLEAVE\n");
         w.expect_eof();
     }
 

@@ -631,11 +631,73 @@ fn classic_server_with_every_quirk(rt: Runtime) {
     client_against_classic_server(
         rt,
         Knobs {
-            end_search: false,
             final_newline: false,
             one_segment: true,
+            ..Knobs::NEVER_ENDS
         },
     );
+}
+
+/// Against a classic server that never ends a search (the matching `FILE` lines, and
+/// nothing at all when nothing matches), every wait is bounded: `DOWNLOAD peer name` starts
+/// and completes whether the server lists the name or not (the classic peer protocol needs
+/// only the name), the commands typed after it are answered, and `LEAVE` exits well
+/// within the reply timeout. (The tests name peers as `ip:port`: a plain `ip` means the
+/// classic port 1235, which a test cannot count on having.)
+fn classic_server_that_never_ends_a_search(rt: Runtime) {
+    let bound = napshare_core::client::REPLY_TIMEOUT / 2;
+    let fake = ClassicServer::start(Knobs::NEVER_ENDS).unwrap();
+    // C is listed on another server only: to `fake` its files are unknown.
+    let elsewhere = ClassicServer::start(Knobs::NEVER_ENDS).unwrap();
+    let (listed, unlisted, late) = (test_data(150_000, 3), test_data(90_000, 4), b"late");
+    let a = ClientProc::joined(rt, fake.addr(), &[("listed.bin", &listed)]);
+    let c = ClientProc::joined(
+        rt.other(),
+        elsewhere.addr(),
+        &[("unlisted.bin", &unlisted), ("late.txt", late)],
+    );
+    let mut b = ClientProc::joined(rt, fake.addr(), &[]);
+
+    // Found at the server.
+    b.download(&a.peer_addr().to_string(), "listed.bin")
+        .unwrap();
+    assert!(fs::read(b.downloads_dir().join("listed.bin")).unwrap() == listed);
+    // Not found at the server: the lookup ends with nothing, and the peer is asked anyway.
+    b.download(&c.peer_addr().to_string(), "unlisted.bin")
+        .unwrap();
+    assert!(fs::read(b.downloads_dir().join("unlisted.bin")).unwrap() == unlisted);
+
+    // Later commands are answered, with results and without.
+    assert_eq!(
+        b.search("listed"),
+        vec![hit("listed.bin", "127.0.0.1", listed.len())]
+    );
+    assert_eq!(b.search("nomatch"), vec![]);
+
+    // Piped in together, as a script would: the download is looked up, fetched, then the
+    // client leaves, promptly.
+    let since = Instant::now();
+    b.send(&format!("DOWNLOAD {} late.txt", c.peer_addr()));
+    b.send("SEARCH nothing");
+    b.send("LEAVE");
+    let out = b.out.read_to_end(bound);
+    for wanted in [
+        "downloaded late.txt: ",
+        "search \"nothing\": 0 results",
+        "left the network",
+    ] {
+        assert!(
+            out.iter().any(|l| l.starts_with(wanted)),
+            "no line starting with {wanted:?} in {out:?}"
+        );
+    }
+    assert!(b.wait_exit(bound).success());
+    assert!(
+        since.elapsed() < bound,
+        "LEAVE waited {:?}, as long as the reply timeout",
+        since.elapsed()
+    );
+    assert_eq!(fs::read(b.downloads_dir().join("late.txt")).unwrap(), late);
 }
 
 /// A thin `#[test]` per test function and runtime: `mod mio { fn seed_transcript() .. }`.
@@ -684,4 +746,5 @@ on_every_runtime!(
     classic_server_without_final_newline,
     classic_server_in_one_segment,
     classic_server_with_every_quirk,
+    classic_server_that_never_ends_a_search,
 );

@@ -1,22 +1,19 @@
-//! Liveness between napshare nodes, in the simulation: a client that vanished without
-//! closing (no FIN: power loss, a pulled cable, SIGSTOP) leaves the index within the
-//! server's idle timeout, while a live but idle client's heartbeat keeps it listed.
+//! Liveness between napshare nodes, in the simulation with the default settings: a client
+//! that vanished without closing (no FIN: power loss, a pulled cable, SIGSTOP) leaves the
+//! index within [`FROZEN_BOUND`] (30 s), while a live but idle client's heartbeat keeps it
+//! listed. Then the same with real processes on each runtime, with a shorter
+//! `--idle-timeout`.
 
 use std::time::{Duration, Instant};
 
 use napshare_core::client::ClientEvent;
-use napshare_core::server::ServerConfig;
+use napshare_core::server::{ServerConfig, FROZEN_BOUND};
 use napshare_tests::sim::{Sim, SimConfig};
-
-const IDLE: Duration = Duration::from_secs(30);
 
 fn sim() -> Sim {
     let config = SimConfig {
         seed: 5,
-        server: ServerConfig {
-            idle_timeout: Some(IDLE),
-            ..ServerConfig::default()
-        },
+        server: ServerConfig::default(),
         ..SimConfig::default()
     };
     Sim::new(Instant::now(), config)
@@ -44,7 +41,7 @@ fn search(sim: &mut Sim, i: usize, pattern: &str) -> Vec<String> {
 }
 
 #[test]
-fn a_silent_client_leaves_the_index_within_the_idle_timeout() {
+fn by_default_a_silent_client_leaves_the_index_within_30_s() {
     let mut sim = sim();
     let quiet = sim.add_client(&[("gone.txt", b"1")]);
     let idle = sim.add_client(&[("here.txt", b"2")]);
@@ -54,16 +51,12 @@ fn a_silent_client_leaves_the_index_within_the_idle_timeout() {
 
     // `quiet` stops dead without closing; `idle` just has nothing to say for a long time.
     sim.stall(quiet, true);
-    live_for(&mut sim, IDLE + Duration::from_secs(2));
+    live_for(&mut sim, FROZEN_BOUND);
     let names = search(&mut sim, asker, ".txt");
-    assert_eq!(
-        names,
-        ["here.txt"],
-        "within the idle timeout the silent client is gone"
-    );
+    assert_eq!(names, ["here.txt"], "within 30 s the silent client is gone");
 
     // Long after, the idle client is still there: its pings kept it.
-    live_for(&mut sim, 3 * IDLE);
+    live_for(&mut sim, 3 * FROZEN_BOUND);
     assert_eq!(search(&mut sim, asker, ".txt"), ["here.txt"]);
     let _ = idle;
 }
@@ -76,6 +69,24 @@ mod processes {
 
     use napshare_tests::node::{ClientProc, Runtime, ServerProc};
 
+    /// A client stopped with SIGSTOP, continued (then killed) however the test ends.
+    struct Stopped(ClientProc);
+
+    impl Stopped {
+        fn stop(client: ClientProc) -> Self {
+            client.signal("STOP");
+            Self(client)
+        }
+    }
+
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            self.0.signal("CONT");
+        }
+    }
+
+    /// The default idle timeout scaled down to 3 s (the defaults are the simulation's test
+    /// above and the core's unit tests): the same bound, from a real SIGSTOP.
     fn a_stopped_client_is_removed_within_the_bound(rt: Runtime) {
         let idle = 3;
         let server = ServerProc::start_with(
@@ -87,10 +98,10 @@ mod processes {
                 &idle.to_string(),
             ],
         );
-        let stopped = ClientProc::joined(rt, server.addr(), &[("frozen.txt", b"f")]);
+        let frozen = ClientProc::joined(rt, server.addr(), &[("frozen.txt", b"f")]);
         let mut other = ClientProc::joined(rt.other(), server.addr(), &[("alive.txt", b"a")]);
         assert_eq!(other.search(".txt").len(), 2);
-        stopped.signal("STOP");
+        let _stopped = Stopped::stop(frozen);
         let since = Instant::now();
         loop {
             let names: Vec<String> = other.search(".txt").into_iter().map(|h| h.name).collect();
@@ -107,7 +118,6 @@ mod processes {
         // The live, idle client is still there a while later: its pings kept it.
         std::thread::sleep(Duration::from_secs(idle + 1));
         assert_eq!(other.search("alive").len(), 1);
-        stopped.signal("CONT");
     }
 
     #[test]

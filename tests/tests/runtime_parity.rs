@@ -96,7 +96,7 @@ fn mio_and_smol_servers_send_the_same_bytes() {
     let all = String::from_utf8_lossy(&mio.concat()).into_owned();
     for part in [
         "CONFIRMJOIN\n",
-        "CONFIRMJOIN NAPSHARE/1 60\n",
+        "CONFIRMJOIN NAPSHARE/1 20\n",
         "FILE alpha.txt 127.0.0.1 100\n",
         "FOUND ação%20x.ogg 127.0.0.1:4000 7",
         "ERROR ",

@@ -26,6 +26,16 @@ use crate::{ConnId, Transmit};
 /// that never send `ENDSEARCH`; also how long an unterminated line may sit before it is
 /// taken as a whole line, for servers that end replies without `\n`.
 pub const QUIET: Duration = Duration::from_millis(500);
+/// How long a search may go unanswered before the client takes it as having found
+/// nothing, on a classic server that has not yet shown that it answers a search that
+/// matches nothing (with `NORESULT`, or an `ENDSEARCH` after no `FILE` line). Some classic
+/// servers send the matching `FILE` lines and, when nothing matches, nothing at all: against
+/// them a search (and a `DOWNLOAD` looking its file up) would otherwise wait
+/// [`REPLY_TIMEOUT`] and then give the session up. Two seconds is many round trips even
+/// across continents and more than a classic server takes to scan its list, yet short
+/// enough that the commands queued behind the search, and a `LEAVE`, do not feel stuck.
+/// Once the server has shown a terminator it is waited for (up to [`REPLY_TIMEOUT`]).
+pub const NO_ANSWER_QUIET: Duration = Duration::from_secs(2);
 /// How long the client waits for a reply from the index server. Replies carry no request
 /// id, so a reply that comes later could be taken for the answer to the next request: past
 /// this time the session is given up instead.
@@ -202,6 +212,7 @@ impl Client {
                 leaving: false,
                 join_text: String::new(),
                 ext: false,
+                answers_no_match: false,
                 heartbeat: None,
                 last_sent: None,
                 joined_once: false,
@@ -430,7 +441,8 @@ impl Client {
             return self.pump(now);
         };
         let answering = matches!(f.what, Pending::Search { answered: true, .. });
-        if answering && now >= f.since + QUIET {
+        let unended = self.search_may_go_unanswered();
+        if answering && now >= f.since + QUIET || unended && now >= f.since + NO_ANSWER_QUIET {
             self.complete_search(now);
         } else if !answering && now >= f.since + REPLY_TIMEOUT {
             let what = self.session.in_flight.take().map(|f| f.what);
@@ -597,8 +609,10 @@ impl Client {
             .last_rx
             .filter(|_| !s.rx.partial().is_empty())
             .map(|t| t + QUIET);
+        let unended = self.search_may_go_unanswered();
         let reply = s.in_flight.as_ref().map(|f| match f.what {
             Pending::Search { answered: true, .. } => f.since + QUIET,
+            Pending::Search { .. } if unended => f.since + NO_ANSWER_QUIET,
             _ => f.since + REPLY_TIMEOUT,
         });
         partial

@@ -64,6 +64,11 @@ pub(super) struct Session {
     pub(super) join_text: String,
     /// The server granted the napshare extension.
     pub(super) ext: bool,
+    /// The classic server has shown that it answers a search that matches nothing
+    /// (`NORESULT`, or `ENDSEARCH` with no `FILE` line before it): until it has, an
+    /// unanswered search ends after [`NO_ANSWER_QUIET`](super::NO_ANSWER_QUIET). Kept
+    /// across reconnections: it is the same server.
+    pub(super) answers_no_match: bool,
     /// How often to ping when idle: a third of the silence the server allows.
     pub(super) heartbeat: Option<std::time::Duration>,
     /// When the last request went out.
@@ -170,6 +175,21 @@ impl Client {
                 Err(_) => return,
             },
         };
+        let unanswered = self.session.in_flight.as_ref().is_some_and(|f| {
+            matches!(
+                f.what,
+                Pending::Search {
+                    answered: false,
+                    ..
+                }
+            )
+        });
+        // Even late, a terminator shows how this server ends an empty search.
+        match reply {
+            Reply::NoResult => self.session.answers_no_match = true,
+            Reply::EndSearch if unanswered => self.session.answers_no_match = true,
+            _ => {}
+        }
         let Some(f) = self.session.in_flight.as_mut() else {
             return;
         };
@@ -282,6 +302,13 @@ impl Client {
         {
             self.events.push_back(ClientEvent::Unshared { name });
         }
+    }
+
+    /// Whether a search in flight that has had no reply line may be a search the server
+    /// will never answer: a classic server that has not shown it answers an empty search.
+    pub(super) fn search_may_go_unanswered(&self) -> bool {
+        let s = &self.session;
+        !s.ext && !s.answers_no_match
     }
 
     /// When the session should ping next, if it speaks the extension and is idle.

@@ -341,3 +341,62 @@ fn mistakes_are_errors_then_help() {
         ]
     );
 }
+
+/// A classic server that answers a search matching nothing with nothing at all (no
+/// `NORESULT`, no `ENDSEARCH`): the lookup of `DOWNLOAD ip name` ends after
+/// [`NO_ANSWER_QUIET`], the peer is tried by name anyway, and the commands behind it go on.
+#[test]
+fn a_search_a_classic_server_never_answers_ends_after_a_quiet_time() {
+    let mut d = Driver::joined(false);
+    d.input("DOWNLOAD 127.0.0.9 remote.bin");
+    d.input("SEARCH later");
+    assert_eq!(
+        d.take_sent(),
+        "SEARCH remote.bin\n",
+        "one request at a time"
+    );
+    assert_eq!(d.c.poll_timeout(), Some(d.now + NO_ANSWER_QUIET));
+    d.c.handle_timeout(d.now + NO_ANSWER_QUIET / 2);
+    d.drain();
+    assert!(d.started().is_empty(), "too early");
+    d.now += NO_ANSWER_QUIET;
+    d.c.handle_timeout(d.now);
+    d.drain();
+    assert_eq!(d.started(), [("remote.bin".to_owned(), 1, None)]);
+    assert_eq!(d.open_part(), [addr("127.0.0.9")]);
+    assert_eq!(d.take_sent(), "SEARCH later\n", "the next command went on");
+    d.peer_closes(addr("127.0.0.9"));
+
+    // A search with results ends after the shorter quiet time after its last line.
+    d.reply(b"FILE later.txt 10.0.0.2 4\n");
+    d.now += QUIET;
+    d.c.handle_timeout(d.now);
+    d.drain();
+    assert!(matches!(
+        d.events.last(),
+        Some(ClientEvent::SearchDone { hits, .. }) if hits.len() == 1
+    ));
+
+    // `LEAVE` (with no download left) is not held up by a search either.
+    d.input("SEARCH nothing");
+    d.input("LEAVE");
+    d.now += NO_ANSWER_QUIET;
+    d.c.handle_timeout(d.now);
+    d.drain();
+    assert_eq!(d.take_sent(), "SEARCH nothing\nLEAVE\n");
+}
+
+/// Once a classic server has answered an empty search, it is trusted to answer the next
+/// ones: an unanswered search waits for the reply timeout, not the quiet time; and a
+/// napshare server always ends a search.
+#[test]
+fn a_server_that_ends_its_searches_is_waited_for() {
+    let mut d = Driver::joined(false);
+    d.classic_search("none", &[]);
+    d.input("SEARCH slow");
+    assert_eq!(d.c.poll_timeout(), Some(d.now + REPLY_TIMEOUT));
+
+    let mut d = Driver::joined(true);
+    d.input("SEARCH slow");
+    assert_eq!(d.c.poll_timeout(), Some(d.now + REPLY_TIMEOUT));
+}

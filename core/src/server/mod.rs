@@ -32,7 +32,8 @@ use crate::{ConnId, Transmit};
 use store::Store;
 
 pub use config::{
-    IndexAt, LeaveReason, ServerConfig, ServerEvent, UnknownConn, QUIET, SOCKET_BUFFER_MAX,
+    IndexAt, LeaveReason, ServerConfig, ServerEvent, UnknownConn, DEFAULT_IDLE_TIMEOUT,
+    FROZEN_BOUND, QUIET, SOCKET_BUFFER_MAX,
 };
 use conn::{Asks, At, Conn, Ctx, State};
 use reply::{classic_reply, ext_reply};

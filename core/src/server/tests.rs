@@ -1,5 +1,6 @@
 use super::*;
 use crate::hash::ContentHash;
+use std::time::Duration;
 
 struct Fixture {
     server: Server,
@@ -117,6 +118,40 @@ fn a_silent_extension_client_is_taken_for_gone_and_a_pinging_one_is_not() {
     assert_eq!(names, ["here.txt"]);
 }
 
+/// With the defaults, a frozen napshare client (its last byte sent at the latest when it
+/// froze) is dropped within [`FROZEN_BOUND`]. (That a live one, pinging every third of
+/// the idle timeout it is told, stays listed is the simulation's `liveness` test.)
+#[test]
+fn by_default_a_frozen_client_leaves_within_the_bound() {
+    let mut f = Fixture::new();
+    let idle = ServerConfig::default().idle_timeout.unwrap();
+    assert_eq!(idle, DEFAULT_IDLE_TIMEOUT);
+    assert!(idle <= FROZEN_BOUND);
+    let frozen = f.connect(1);
+    let hash = ContentHash([4; 32]);
+    let said = f.say(frozen, &format!("JOIN x NAPSHARE/1\nADDFILE f 1 {hash}\n"));
+    let told: u64 = said
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("CONFIRMJOIN NAPSHARE/1 "))
+        .and_then(|s| s.parse().ok())
+        .expect("the idle timeout in CONFIRMJOIN");
+    assert_eq!(
+        Duration::from_secs(told),
+        idle,
+        "the client is told the timeout"
+    );
+    // It froze right after its last byte.
+    let froze = f.now;
+    f.now = froze + idle - Duration::from_millis(1);
+    f.server.handle_timeout(f.now);
+    assert_eq!(f.server.poll_close(), None, "not before the idle timeout");
+    f.now = froze + FROZEN_BOUND;
+    f.server.handle_timeout(f.now);
+    assert_eq!(f.server.poll_close(), Some(frozen));
+    assert_eq!(f.server.index().len(), 0, "its files left the index");
+}
+
 #[test]
 fn files_beyond_the_limit_are_refused_and_the_session_goes_on() {
     let mut f = Fixture::new();
@@ -207,7 +242,7 @@ fn the_extension_is_granted_only_when_asked() {
     assert_eq!(f.say(classic, "JOIN 10.0.0.1\n"), "CONFIRMJOIN\n");
     assert_eq!(
         f.say(modern, "JOIN 10.0.0.1:4000 NAPSHARE/1\n"),
-        "CONFIRMJOIN NAPSHARE/1 60\n"
+        "CONFIRMJOIN NAPSHARE/1 20\n"
     );
     // A classic client that says extension words is not answered at all.
     let hash = ContentHash([1; 32]);
